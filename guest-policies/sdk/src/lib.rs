@@ -1,0 +1,204 @@
+//! Write a Gavel policy as one `impl` block.
+//!
+//! ```ignore
+//! use gavel_policy_sdk::{Action, Decision, Policy, PolicyError};
+//!
+//! #[derive(serde::Deserialize, Default)]
+//! struct Config { deny_everything: bool }
+//!
+//! struct MyPolicy { config: Config }
+//!
+//! impl Policy for MyPolicy {
+//!     type Config = Config;
+//!     fn new(config: Config) -> Result<Self, String> { Ok(Self { config }) }
+//!     fn decide(&self, _action: &Action) -> Result<Decision, PolicyError> {
+//!         Ok(if self.config.deny_everything { Decision::deny("told to") } else { Decision::allow("fine") })
+//!     }
+//! }
+//! gavel_policy_sdk::export_policy!(MyPolicy);
+//! ```
+//!
+//! The host calls `init` once per instance: the SDK reads `config()`, deserializes it into
+//! `Policy::Config` and builds the policy then, so a bad configuration is reported when the policy
+//! loads and no decision parses JSON. With the `manage` feature the policy also exports the
+//! `manage` hook (world `policy`); without it, the world is `decide-policy`.
+
+#[cfg(feature = "manage")]
+wit_bindgen::generate!({
+    path: "../../wit/0.1.0",
+    world: "policy",
+    pub_export_macro: true,
+    export_macro_name: "__export_world",
+    default_bindings_module: "gavel_policy_sdk::bindings",
+});
+
+#[cfg(not(feature = "manage"))]
+wit_bindgen::generate!({
+    path: "../../wit/0.1.0",
+    world: "decide-policy",
+    pub_export_macro: true,
+    export_macro_name: "__export_world",
+    default_bindings_module: "gavel_policy_sdk::bindings",
+});
+
+/// The generated bindings; policies name them only through the `export_policy!` macro.
+#[doc(hidden)]
+pub mod bindings {
+    pub use super::*;
+}
+
+pub use gavel::policy::host::LogLevel;
+pub use gavel::policy::types::{
+    Action, Decision, LocalExec, ManagementAction, ManagementRequest, ManagementVerdict,
+    PolicyError, Suggestion, SuggestionGroup, TokenInfo, TokenState, ToolCall, Verdict,
+};
+
+/// Write a line to the host's log.
+pub fn log(level: LogLevel, message: &str) {
+    gavel::policy::host::log(level, message);
+}
+
+/// The policy's configuration as JSON text, exactly as the host holds it.
+pub fn raw_config() -> String {
+    gavel::policy::host::config()
+}
+
+/// A policy: built once per instance from its configuration, then asked to decide.
+pub trait Policy: Sized + Send + Sync + 'static {
+    /// The configuration, deserialized from the host's JSON (`{}` when none was given).
+    type Config: serde::de::DeserializeOwned;
+
+    /// Build the policy; an `Err` is reported as an invalid configuration when the policy loads.
+    fn new(config: Self::Config) -> Result<Self, String>;
+
+    /// Decide one action. An `Err` becomes a `deny` naming the policy.
+    fn decide(&self, action: &Action) -> Result<Decision, PolicyError>;
+
+    /// Permit or veto an operator's approve or revoke. The default permits everything.
+    fn manage(&self, request: &ManagementRequest) -> ManagementVerdict {
+        let _ = request;
+        ManagementVerdict::Permit
+    }
+}
+
+impl Decision {
+    /// A decision with this verdict and reason, no rule id and no suggestions.
+    pub fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Decision {
+            verdict,
+            reason: Some(reason.into()),
+            rule_id: None,
+            suggestions: Vec::new(),
+        }
+    }
+
+    /// Allow, with a reason.
+    pub fn allow(reason: impl Into<String>) -> Self {
+        Self::new(Verdict::Allow, reason)
+    }
+
+    /// Deny, with a reason.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Self::new(Verdict::Deny, reason)
+    }
+
+    /// Ask a human, with a reason.
+    pub fn ask(reason: impl Into<String>) -> Self {
+        Self::new(Verdict::Ask, reason)
+    }
+
+    /// Name the rule that decided.
+    pub fn with_rule(mut self, rule_id: impl Into<String>) -> Self {
+        self.rule_id = Some(rule_id.into());
+        self
+    }
+}
+
+impl Action {
+    /// The session the action belongs to.
+    pub fn session_id(&self) -> &str {
+        match self {
+            Action::LocalExec(e) => &e.session_id,
+            Action::ToolCall(t) => &t.session_id,
+        }
+    }
+
+    /// The sandbox the action comes from.
+    pub fn sandbox_id(&self) -> &str {
+        match self {
+            Action::LocalExec(e) => &e.sandbox_id,
+            Action::ToolCall(t) => &t.sandbox_id,
+        }
+    }
+}
+
+/// Parse the configuration and build `P`; what `init` runs.
+#[doc(hidden)]
+pub fn __build<P: Policy>() -> Result<P, PolicyError> {
+    let text = raw_config();
+    let text = if text.trim().is_empty() { "{}" } else { text.as_str() };
+    let config: P::Config = serde_json::from_str(text)
+        .map_err(|e| PolicyError::InvalidConfig(format!("configuration is not valid: {e}")))?;
+    P::new(config).map_err(PolicyError::InvalidConfig)
+}
+
+/// Export a type implementing [`Policy`] as this component's policy.
+#[macro_export]
+macro_rules! export_policy {
+    ($ty:ty) => {
+        const _: () = {
+            static STATE: ::std::sync::OnceLock<::core::result::Result<$ty, $crate::PolicyError>> =
+                ::std::sync::OnceLock::new();
+
+            fn state() -> ::core::result::Result<&'static $ty, $crate::PolicyError> {
+                STATE
+                    .get_or_init($crate::__build::<$ty>)
+                    .as_ref()
+                    .map_err(::core::clone::Clone::clone)
+            }
+
+            struct Exports;
+
+            impl $crate::bindings::exports::gavel::policy::decide::Guest for Exports {
+                fn init() -> ::core::result::Result<(), $crate::PolicyError> {
+                    state().map(|_| ())
+                }
+
+                fn decide(
+                    action: $crate::Action,
+                ) -> ::core::result::Result<$crate::Decision, $crate::PolicyError> {
+                    <$ty as $crate::Policy>::decide(state()?, &action)
+                }
+            }
+
+            $crate::__export_manage!($ty, Exports, state);
+
+            $crate::bindings::__export_world!(Exports);
+        };
+    };
+}
+
+#[cfg(feature = "manage")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_manage {
+    ($ty:ty, $exports:ident, $state:ident) => {
+        impl $crate::bindings::exports::gavel::policy::manage::Guest for $exports {
+            fn manage(request: $crate::ManagementRequest) -> $crate::ManagementVerdict {
+                match $state() {
+                    Ok(policy) => <$ty as $crate::Policy>::manage(policy, &request),
+                    Err(e) => $crate::ManagementVerdict::Veto(::std::format!(
+                        "policy is not configured: {e:?}"
+                    )),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(not(feature = "manage"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_manage {
+    ($ty:ty, $exports:ident, $state:ident) => {};
+}

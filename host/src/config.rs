@@ -1,0 +1,456 @@
+//! The host's configuration: a TOML file (`gavel.toml`) or the same structure built in code.
+//! Keys nothing reads are rejected, naming the key, so a typo never silently weakens a policy.
+
+use crate::engine::EngineOptions;
+use crate::error::Error;
+use crate::policy::{Isolation, Limits};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything a [`PolicyHost`](crate::PolicyHost) is built from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// How long an issued approval token stays usable.
+    #[serde(default = "defaults::token_ttl_ms")]
+    pub token_ttl_ms: u64,
+    /// How long a client should wait before retrying a `pending_hitl` request.
+    #[serde(default = "defaults::retry_after_ms")]
+    pub retry_after_ms: u64,
+    /// How long an expired token stays on record, so a late retry hears "expired".
+    #[serde(default = "defaults::token_grace_ms")]
+    pub token_grace_ms: u64,
+    /// When set, requests naming any other sandbox are denied.
+    #[serde(default)]
+    pub expected_sandbox_id: Option<String>,
+    /// Where compiled policies are cached; default `$XDG_CACHE_HOME/gavel/compiled`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Whether compiled policies are cached on disk at all.
+    #[serde(default = "defaults::yes")]
+    pub compile_cache: bool,
+    /// Bounds on every call into a policy.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Where approval tokens are kept.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The ordered policy chain; at least one.
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<PolicySpec>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_ms: defaults::token_ttl_ms(),
+            retry_after_ms: defaults::retry_after_ms(),
+            token_grace_ms: defaults::token_grace_ms(),
+            expected_sandbox_id: None,
+            cache_dir: None,
+            compile_cache: true,
+            limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+mod defaults {
+    pub(super) fn yes() -> bool {
+        true
+    }
+    pub(super) fn token_ttl_ms() -> u64 {
+        300_000
+    }
+    pub(super) fn retry_after_ms() -> u64 {
+        500
+    }
+    pub(super) fn token_grace_ms() -> u64 {
+        300_000
+    }
+    pub(super) fn deadline_ms() -> u64 {
+        100
+    }
+    pub(super) fn memory_mib() -> u64 {
+        32
+    }
+    pub(super) fn max_stack_kib() -> u64 {
+        512
+    }
+    pub(super) fn max_uses() -> u32 {
+        10_000
+    }
+}
+
+/// `[limits]`: bounds on every call into a policy; a policy may override them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock budget of one call, in milliseconds.
+    #[serde(default = "defaults::deadline_ms")]
+    pub deadline_ms: u64,
+    /// Linear memory a policy may grow to, in MiB.
+    #[serde(default = "defaults::memory_mib")]
+    pub memory_mib: u64,
+    /// Wasm stack per call, in KiB (engine-wide).
+    #[serde(default = "defaults::max_stack_kib")]
+    pub max_stack_kib: u64,
+    /// `pooled` (reuse instances) or `per-decision` (a fresh instance every time).
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// A pooled instance is retired after this many calls.
+    #[serde(default = "defaults::max_uses")]
+    pub max_uses: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: defaults::deadline_ms(),
+            memory_mib: defaults::memory_mib(),
+            max_stack_kib: defaults::max_stack_kib(),
+            isolation: Isolation::default(),
+            max_uses: defaults::max_uses(),
+        }
+    }
+}
+
+/// Per-policy overrides of `[limits]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLimits {
+    /// Overrides `limits.deadline_ms`.
+    pub deadline_ms: Option<u64>,
+    /// Overrides `limits.memory_mib`.
+    pub memory_mib: Option<u64>,
+    /// Overrides `limits.isolation`.
+    pub isolation: Option<Isolation>,
+}
+
+/// `[store]`: where approval tokens are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The kind of store.
+    #[serde(default)]
+    pub kind: StoreKind,
+}
+
+/// The kinds of token store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// In process memory: lost on restart.
+    #[default]
+    Memory,
+}
+
+/// `[[policy]]`: one link of the chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Names the policy in reasons, logs and audit records.
+    pub name: String,
+    /// A component file (relative paths are relative to the configuration file).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A bundled policy, for example `default-action`.
+    #[serde(default)]
+    pub builtin: Option<String>,
+    /// Expected SHA-256 of the component (lowercase hex); a mismatch refuses to load.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The policy's configuration, handed to it as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// A JSON file holding the policy's configuration instead.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+    /// Overrides of `[limits]` for this policy.
+    #[serde(default)]
+    pub limits: PolicyLimits,
+}
+
+impl PolicySpec {
+    /// A bundled policy named after itself, with no configuration.
+    pub fn builtin(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            path: None,
+            builtin: Some(name.to_owned()),
+            sha256: None,
+            config: None,
+            config_file: None,
+            limits: PolicyLimits::default(),
+        }
+    }
+
+    /// A policy from a component file, named after the file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path.file_stem().map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+        Self { name, path: Some(path), builtin: None, ..Self::builtin("") }
+    }
+
+    /// Parse `builtin:NAME` or a path.
+    pub fn parse(source: &str) -> Self {
+        match source.strip_prefix("builtin:") {
+            Some(name) => Self::builtin(name),
+            None => Self::file(source),
+        }
+    }
+
+    /// Set the configuration.
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The component's bytes, checked against the pin if one is set.
+    pub(crate) fn component_bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>, Error> {
+        let bytes = match (&self.builtin, &self.path) {
+            (Some(name), None) => match crate::builtin::lookup(name) {
+                Some(bytes) => std::borrow::Cow::Borrowed(bytes),
+                None => {
+                    let known: Vec<_> = crate::builtin::builtin_names().map(|n| format!("`builtin:{n}`")).collect();
+                    return Err(Error::Config(format!(
+                        "policy `{}`: there is no bundled policy `{name}`; bundled: {}",
+                        self.name,
+                        known.join(", ")
+                    )));
+                }
+            },
+            (None, Some(path)) => std::borrow::Cow::Owned(read_file(path)?),
+            _ => {
+                return Err(Error::Config(format!(
+                    "policy `{}` must set exactly one of `path` and `builtin`",
+                    self.name
+                )));
+            }
+        };
+        if let Some(pin) = &self.sha256 {
+            use sha2::{Digest, Sha256};
+            let actual = crate::action::hex(&Sha256::digest(&bytes));
+            if !pin.eq_ignore_ascii_case(&actual) {
+                return Err(Error::Policy(format!(
+                    "policy `{}` does not match its pinned sha256: expected `{pin}`, the file has \
+                     `{actual}`; refusing to load it",
+                    self.name
+                )));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// The configuration as JSON text (`{}` when none is set).
+    pub(crate) fn config_json(&self) -> Result<String, Error> {
+        match (&self.config, &self.config_file) {
+            (Some(_), Some(_)) => Err(Error::Config(format!(
+                "policy `{}` sets both `config` and `config_file`; keep one",
+                self.name
+            ))),
+            (Some(value), None) => Ok(value.to_string()),
+            (None, Some(path)) => {
+                let text = read_file(path)?;
+                let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                    Error::Config(format!("policy `{}`: `{}` is not JSON: {e}", self.name, path.display()))
+                })?;
+                Ok(value.to_string())
+            }
+            (None, None) => Ok("{}".to_owned()),
+        }
+    }
+
+    /// The effective limits: `[limits]` with this policy's overrides.
+    pub(crate) fn limits(&self, base: &LimitsConfig) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.limits.deadline_ms.unwrap_or(base.deadline_ms)),
+            memory_bytes: usize::try_from(self.limits.memory_mib.unwrap_or(base.memory_mib))
+                .unwrap_or(usize::MAX / (1 << 20))
+                .saturating_mul(1 << 20),
+            isolation: self.limits.isolation.unwrap_or(base.isolation),
+            max_uses: base.max_uses,
+        }
+    }
+}
+
+impl HostConfig {
+    /// Read a TOML configuration file; relative paths in it are relative to its directory.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = read_file(path)?;
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::Config(format!("`{}` is not UTF-8 text", path.display())))?;
+        let mut config = Self::from_toml(&text)
+            .map_err(|e| Error::Config(format!("`{}`: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parse TOML text (paths are left as written).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_owned() + &location(text, e.span()))
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(dir) = &mut self.cache_dir {
+            resolve(dir);
+        }
+        for policy in &mut self.policies {
+            if let Some(p) = &mut policy.path {
+                resolve(p);
+            }
+            if let Some(p) = &mut policy.config_file {
+                resolve(p);
+            }
+        }
+    }
+
+    /// Check what serde cannot: the chain is not empty, names are unique, values are sane.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.policies.is_empty() {
+            return Err(Error::Config(
+                "the policy chain is empty; add at least one `[[policy]]`".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.policies {
+            if p.name.trim().is_empty() {
+                return Err(Error::Config("a policy has an empty `name`".into()));
+            }
+            if !seen.insert(p.name.as_str()) {
+                return Err(Error::Config(format!("two policies are named `{}`", p.name)));
+            }
+            if let Some(pin) = &p.sha256 {
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Error::Config(format!(
+                        "policy `{}`: `sha256` must be 64 hex digits, got `{pin}`",
+                        p.name
+                    )));
+                }
+            }
+            let deadline = p.limits.deadline_ms.unwrap_or(self.limits.deadline_ms);
+            if deadline == 0 || deadline > 60_000 {
+                return Err(Error::Config(format!(
+                    "policy `{}`: a deadline of {deadline} ms is outside 1..=60000",
+                    p.name
+                )));
+            }
+            let memory = p.limits.memory_mib.unwrap_or(self.limits.memory_mib);
+            if memory == 0 || memory > 4096 {
+                return Err(Error::Config(format!(
+                    "policy `{}`: a memory limit of {memory} MiB is outside 1..=4096",
+                    p.name
+                )));
+            }
+        }
+        if self.token_ttl_ms == 0 {
+            return Err(Error::Config("`token_ttl_ms` must be at least 1".into()));
+        }
+        if self.limits.max_stack_kib < 64 || self.limits.max_stack_kib > 8192 {
+            return Err(Error::Config(format!(
+                "`limits.max_stack_kib` = {} is outside 64..=8192",
+                self.limits.max_stack_kib
+            )));
+        }
+        if self.limits.max_uses == 0 {
+            return Err(Error::Config("`limits.max_uses` must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            cache_dir: if self.compile_cache {
+                self.cache_dir.clone().or_else(crate::engine::default_cache_dir)
+            } else {
+                None
+            },
+            max_stack_bytes: usize::try_from(self.limits.max_stack_kib).unwrap_or(512) * 1024,
+        }
+    }
+}
+
+/// ` (line N, column M)` for a byte span of `text`.
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else { return String::new() };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!(" (line {line}, column {column})")
+}
+
+/// Read a whole file through a capability handle on its directory.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| {
+        io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))
+    })?;
+    let dir = Dir::open_ambient_dir(dir, ambient_authority()).map_err(io)?;
+    dir.read(name).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = HostConfig::from_toml("token_ttl_ms = 5\nsokcet = \"x\"\n").unwrap_err();
+        assert!(err.contains("sokcet"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let err = HostConfig::from_toml("[[policy]]\nname = \"a\"\nbuiltin = \"x\"\npth = \"y\"\n")
+            .unwrap_err();
+        assert!(err.contains("pth"), "{err}");
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let c = HostConfig::from_toml(
+            r#"
+            token_ttl_ms = 1000
+            retry_after_ms = 20
+            expected_sandbox_id = "sbx_1"
+            [limits]
+            deadline_ms = 50
+            memory_mib = 16
+            isolation = "per-decision"
+            [store]
+            kind = "memory"
+            [[policy]]
+            name = "first"
+            builtin = "default-action"
+            config = { action = "deny" }
+            [[policy]]
+            name = "second"
+            path = "p.wasm"
+            sha256 = "00"
+            limits = { deadline_ms = 10 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.policies.len(), 2);
+        assert_eq!(c.policies[0].config_json().unwrap(), r#"{"action":"deny"}"#);
+        let l = c.policies[1].limits(&c.limits);
+        assert_eq!(l.deadline, Duration::from_millis(10));
+        assert_eq!(l.memory_bytes, 16 << 20);
+        assert_eq!(l.isolation, Isolation::PerDecision);
+        assert!(c.validate().unwrap_err().to_string().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn an_empty_chain_is_a_configuration_error() {
+        let err = HostConfig::default().validate().unwrap_err().to_string();
+        assert!(err.contains("policy chain is empty"), "{err}");
+    }
+}

@@ -1,0 +1,266 @@
+//! The one wasmtime engine of a process: its configuration, the epoch ticker that enforces
+//! deadlines, the linker with Gavel's host imports, and the on-disk cache of compiled policies.
+
+use crate::bindings::gavel::policy::host::{self, LogLevel};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, ResourceLimiter};
+
+/// How often the epoch advances. Deadlines are whole ticks, so this is their resolution.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Log lines one call may write; a guest that logs in a loop cannot flood the host's log.
+const LOG_LINES_PER_CALL: u32 = 64;
+/// Longest log line kept from a guest.
+const LOG_LINE_MAX: usize = 1024;
+
+/// Options for the process-wide engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled policies are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Maximum wasm stack per call, in bytes.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: default_cache_dir(),
+            max_stack_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/gavel/compiled`, else `$HOME/.cache/gavel/compiled`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("gavel").join("compiled"))
+}
+
+/// What every store carries: who the policy is, its configuration, and its limits.
+pub(crate) struct HostState {
+    pub(crate) policy: Arc<str>,
+    pub(crate) config: Arc<str>,
+    pub(crate) limiter: Limiter,
+    pub(crate) log_lines_left: u32,
+}
+
+impl HostState {
+    pub(crate) fn new(policy: Arc<str>, config: Arc<str>, memory_max: usize) -> Self {
+        Self {
+            policy,
+            config,
+            limiter: Limiter { memory_max, memory_hit: false },
+            log_lines_left: LOG_LINES_PER_CALL,
+        }
+    }
+
+    /// Reset the per-call budgets before a call.
+    pub(crate) fn begin_call(&mut self) {
+        self.limiter.memory_hit = false;
+        self.log_lines_left = LOG_LINES_PER_CALL;
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        if self.log_lines_left == 0 {
+            return;
+        }
+        self.log_lines_left -= 1;
+        if message.len() > LOG_LINE_MAX {
+            let mut end = LOG_LINE_MAX;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("...");
+        }
+        let policy = &*self.policy;
+        match level {
+            LogLevel::Trace => tracing::trace!(policy, "{message}"),
+            LogLevel::Debug => tracing::debug!(policy, "{message}"),
+            LogLevel::Info => tracing::info!(policy, "{message}"),
+            LogLevel::Warn => tracing::warn!(policy, "{message}"),
+            LogLevel::Error => tracing::error!(policy, "{message}"),
+        }
+        if self.log_lines_left == 0 {
+            tracing::warn!(policy, "policy logged {LOG_LINES_PER_CALL} lines in one call; dropping the rest");
+        }
+    }
+
+    fn config(&mut self) -> String {
+        self.config.to_string()
+    }
+}
+
+/// Caps a store's linear memory; remembers whether the cap was hit so a trap can be explained.
+pub(crate) struct Limiter {
+    pub(crate) memory_max: usize,
+    pub(crate) memory_hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_max {
+            self.memory_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // A table element is a pointer; hold tables to the same byte budget as memory.
+        Ok(desired.saturating_mul(std::mem::size_of::<usize>()) <= self.memory_max)
+    }
+}
+
+/// The engine, its linker and its compile cache; shared by every policy of a process.
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    cache: Option<CompileCache>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub(crate) fn new(options: &EngineOptions) -> Result<Self, String> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(options.max_stack_bytes)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .parallel_compilation(true);
+        let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e}"))?;
+
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| format!("cannot define the host imports: {e}"))?;
+
+        let cache = options.cache_dir.as_deref().and_then(|dir| {
+            CompileCache::open(dir, &engine)
+                .map_err(|e| {
+                    tracing::warn!("compiled-policy cache disabled: `{}`: {e}", dir.display());
+                })
+                .ok()
+        });
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&ticker_stop);
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("gavel-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| format!("cannot start the epoch ticker thread: {e}"))?;
+
+        Ok(Self { engine, linker, cache, ticker_stop })
+    }
+
+    /// Compile a component, or load it from the cache when this engine compiled it before.
+    pub(crate) fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, String> {
+        if let Some(cache) = &self.cache {
+            if let Some(component) = cache.load(&self.engine, digest) {
+                return Ok(component);
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+        if let Some(cache) = &self.cache {
+            cache.store(&component, digest);
+        }
+        Ok(component)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Compiled components on disk, named by the component's SHA-256 and the engine's
+/// compatibility hash, so a different wasmtime or configuration never reads a stale artifact.
+struct CompileCache {
+    dir: Dir,
+    engine_key: String,
+}
+
+impl CompileCache {
+    fn open(path: &Path, engine: &Engine) -> std::io::Result<Self> {
+        std::fs::create_dir_all(path)?;
+        set_private(path);
+        let dir = Dir::open_ambient_dir(path, ambient_authority())?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(Self { dir, engine_key: format!("{:016x}", hasher.finish()) })
+    }
+
+    fn file_name(&self, digest: &str) -> String {
+        format!("{digest}-{}.cwasm", self.engine_key)
+    }
+
+    fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let bytes = self.dir.read(self.file_name(digest)).ok()?;
+        // SAFETY: `Component::deserialize` trusts its input to be wasmtime's own output. The
+        // cache directory is created private (0700) to this user, and files are written there
+        // only by `store` below, from `Component::serialize`, and renamed into place whole. Its
+        // checks reject artifacts of another wasmtime version or configuration.
+        #[expect(unsafe_code, reason = "loading our own compiled artifacts skips recompiling")]
+        let component = unsafe { Component::deserialize(engine, &bytes) };
+        match component {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(digest, "ignoring unusable compiled-policy cache entry: {e}");
+                None
+            }
+        }
+    }
+
+    fn store(&self, component: &Component, digest: &str) {
+        let Ok(bytes) = component.serialize() else { return };
+        let name = self.file_name(digest);
+        let tmp = format!("{name}.{}.tmp", std::process::id());
+        let written = self
+            .dir
+            .write(&tmp, &bytes)
+            .and_then(|()| self.dir.rename(&tmp, &self.dir, &name));
+        if let Err(e) = written {
+            let _ = self.dir.remove_file(&tmp);
+            tracing::warn!(digest, "could not cache a compiled policy: {e}");
+        }
+    }
+}
+
+#[cfg(unix)]
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn set_private(_path: &Path) {}

@@ -1,0 +1,52 @@
+//! Gavel: a host runtime for sandboxed WebAssembly policy plugins.
+//!
+//! A [`PolicyHost`] loads an ordered chain of policy components (each a `.wasm` file built
+//! against the `gavel:policy` WIT package, or a bundled `builtin:` policy), answers
+//! [`wire`] requests with `allow`, `deny` or `pending_hitl`, and runs the approval-token
+//! lifecycle in a [`tokens::TokenStore`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gavel_host::Error> {
+//! use gavel_host::{HostConfig, Operator, PolicyHost, PolicySpec, tokens::MemoryStore};
+//! use std::sync::Arc;
+//!
+//! let config = HostConfig {
+//!     policies: vec![PolicySpec::builtin("default-action")
+//!         .with_config(serde_json::json!({"action": "pending_hitl"}))],
+//!     ..HostConfig::default()
+//! };
+//! let host = PolicyHost::new(&config, Arc::new(MemoryStore::new()))?;
+//! let line = br#"{"action":"local.exec","executable":"ls","sandbox_id":"sbx","session_id":"s","profile":"p","hitl_mode":"async_token"}"#;
+//! let answer = host.handle_line(line, Operator::default()).await;
+//! println!("{}", answer.to_line()); // {"decision":"pending_hitl", "approval_token": ...}
+//! # Ok(()) }
+//! ```
+//!
+//! Where things happen: a request enters at [`PolicyHost::handle_line`] (parsed by
+//! [`wire::parse_request`]); policies run in `policy.rs` (one instance pool per policy, chained
+//! in `chain.rs`); tokens change state only in [`tokens::redeem`] and [`tokens::apply`].
+
+mod action;
+mod bindings;
+mod builtin;
+mod chain;
+mod clock;
+mod config;
+mod decision;
+mod engine;
+mod error;
+mod host;
+mod policy;
+pub mod tokens;
+pub mod wire;
+
+pub use action::{Action, LocalExec, ToolCall};
+pub use builtin::builtin_names;
+pub use chain::{ChainDecision, PolicyInfo};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec, StoreConfig, StoreKind};
+pub use decision::{Suggestion, SuggestionGroup, Verdict};
+pub use engine::default_cache_dir;
+pub use error::Error;
+pub use host::{Operator, PolicyHost};
+pub use policy::{Isolation, Limits, World};

@@ -1,0 +1,478 @@
+//! One loaded policy: checked, compiled once, configured once per instance, and called with a
+//! deadline and a memory cap. Every failure of the guest comes back as a `deny` that names the
+//! policy and the cause; nothing here returns an error once the policy has loaded.
+
+use crate::action::{Action, hex};
+use crate::bindings::exports::gavel::policy::{decide, manage};
+use crate::bindings::gavel::policy::types as wit;
+use crate::decision::{Suggestion, SuggestionGroup, Verdict};
+use crate::engine::{EPOCH_TICK, HostState, Runtime};
+use crate::error::Error;
+use crate::tokens::{Operation, Token, TokenState};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::InstancePre;
+use wasmtime::{Store, Trap};
+
+/// The only import with functions a policy may have.
+pub(crate) const HOST_IMPORT: &str = "gavel:policy/host@0.1.0";
+/// Imported for its type definitions only (exports `use` them); it has no functions.
+const TYPES_IMPORT: &str = "gavel:policy/types@0.1.0";
+const DECIDE_EXPORT: &str = "gavel:policy/decide@0.1.0";
+const MANAGE_EXPORT: &str = "gavel:policy/manage@0.1.0";
+
+/// Largest reason, rule id and suggestion set a decision may carry; a policy that returns more
+/// is broken or hostile, and its decision becomes a `deny`.
+const MAX_REASON: usize = 4096;
+const MAX_RULE_ID: usize = 256;
+const MAX_SUGGESTIONS: usize = 256;
+const MAX_RULE_TEXT: usize = 1024;
+
+/// How a policy's calls are bounded and its instances reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget of one call into the policy.
+    pub deadline: Duration,
+    /// Linear memory the policy may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Pooled: instances are reused across decisions; per-decision: a fresh instance each time.
+    pub isolation: Isolation,
+    /// A pooled instance is retired after this many calls, so its memory returns to the system.
+    pub max_uses: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 32 << 20,
+            isolation: Isolation::Pooled,
+            max_uses: 10_000,
+        }
+    }
+}
+
+/// Whether a policy's instances are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Reuse healthy instances (configured once) across decisions; the fast default.
+    #[default]
+    Pooled,
+    /// A fresh instance for every decision: no state survives between decisions.
+    PerDecision,
+}
+
+/// Which world a policy implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// Exports `decide` only.
+    DecidePolicy,
+    /// Exports `decide` and `manage`.
+    Policy,
+}
+
+impl World {
+    /// The WIT world's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::DecidePolicy => "decide-policy",
+            World::Policy => "policy",
+        }
+    }
+}
+
+/// What one policy said about one action.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyDecision {
+    pub(crate) verdict: Verdict,
+    pub(crate) reason: String,
+    pub(crate) rule_id: Option<String>,
+    pub(crate) suggestions: Vec<SuggestionGroup>,
+    /// The policy failed (trap, deadline, error, oversized answer); `reason` already names it.
+    pub(crate) failure: bool,
+}
+
+impl PolicyDecision {
+    fn failed(reason: String) -> Self {
+        Self { verdict: Verdict::Deny, reason, rule_id: None, suggestions: Vec::new(), failure: true }
+    }
+}
+
+/// A live instance with its store and typed exports.
+struct Warm {
+    store: Store<HostState>,
+    decide: decide::Guest,
+    manage: Option<manage::Guest>,
+    uses: u32,
+}
+
+/// A policy ready to decide.
+pub(crate) struct Policy {
+    name: Arc<str>,
+    digest: String,
+    world: World,
+    config: Arc<str>,
+    limits: Limits,
+    runtime: Arc<Runtime>,
+    pre: InstancePre<HostState>,
+    decide_idx: decide::GuestIndices,
+    manage_idx: Option<manage::GuestIndices>,
+    /// Idle configured instances; a decision takes one and gives it back if it stayed healthy.
+    pool: Mutex<Vec<Warm>>,
+    max_idle: usize,
+}
+
+impl Policy {
+    /// Check, compile and configure a policy. The first instance is created and its `init` run
+    /// here, so a component of the wrong shape or a bad configuration fails now, not later.
+    pub(crate) fn load(
+        runtime: Arc<Runtime>,
+        name: &str,
+        bytes: &[u8],
+        config: &str,
+        limits: Limits,
+    ) -> Result<Self, Error> {
+        let fail = |message: String| Error::Policy(format!("policy `{name}` {message}"));
+        check_header(bytes).map_err(fail)?;
+        let digest = hex(&Sha256::digest(bytes));
+        let component = runtime.compile(bytes, &digest).map_err(|e| fail(format!("is not a valid component: {e}")))?;
+
+        let ty = component.component_type();
+        for (import, _) in ty.imports(&runtime.engine) {
+            if import != HOST_IMPORT && import != TYPES_IMPORT {
+                return Err(fail(format!(
+                    "imports `{import}`, which Gavel does not provide; a policy may import only \
+                     `{HOST_IMPORT}`"
+                )));
+            }
+        }
+        let has = |export: &str| ty.exports(&runtime.engine).any(|(n, _)| n == export);
+        if !has(DECIDE_EXPORT) {
+            let found: Vec<String> =
+                ty.exports(&runtime.engine).map(|(n, _)| format!("`{n}`")).collect();
+            let found = if found.is_empty() { "nothing".to_owned() } else { found.join(", ") };
+            return Err(fail(format!(
+                "exports neither world `policy` nor `decide-policy` of gavel:policy@0.1.0: it has \
+                 no `{DECIDE_EXPORT}` export (it exports {found})"
+            )));
+        }
+        let world = if has(MANAGE_EXPORT) { World::Policy } else { World::DecidePolicy };
+
+        let pre = runtime
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("cannot be linked: {e:#}")))?;
+        let decide_idx = decide::GuestIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?;
+        let manage_idx = match world {
+            World::Policy => {
+                Some(manage::GuestIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?)
+            }
+            World::DecidePolicy => None,
+        };
+
+        let policy = Self {
+            name: name.into(),
+            digest,
+            world,
+            config: config.into(),
+            limits,
+            runtime,
+            pre,
+            decide_idx,
+            manage_idx,
+            pool: Mutex::new(Vec::new()),
+            max_idle: std::thread::available_parallelism().map_or(4, |n| n.get() * 2),
+        };
+        let warm = policy.instantiate().map_err(Error::Policy)?;
+        policy.give_back(warm);
+        Ok(policy)
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SHA-256 of the component, lowercase hex.
+    pub(crate) fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub(crate) fn world(&self) -> World {
+        self.world
+    }
+
+    /// Decide one action. Never fails: a broken policy is a `deny` naming it and the cause.
+    pub(crate) fn decide(&self, action: &wit::Action) -> PolicyDecision {
+        let mut warm = match self.take() {
+            Ok(warm) => warm,
+            Err(reason) => return PolicyDecision::failed(reason),
+        };
+        self.arm(&mut warm.store);
+        match warm.decide.call_decide(&mut warm.store, action) {
+            Ok(Ok(decision)) => {
+                self.give_back(warm);
+                self.accept(decision)
+            }
+            Ok(Err(error)) => {
+                // The guest answered; its instance is still healthy.
+                self.give_back(warm);
+                PolicyDecision::failed(format!(
+                    "policy `{}` could not decide: {}",
+                    self.name,
+                    describe_policy_error(&error)
+                ))
+            }
+            Err(trap) => PolicyDecision::failed(self.explain(&warm.store, &trap, "decide")),
+        }
+    }
+
+    /// Ask the `manage` hook whether an operator's action may be applied. `Ok(())` permits; a
+    /// veto or any failure of the hook is `Err(reason)`. Policies without the hook permit.
+    pub(crate) fn manage(
+        &self,
+        op: Operation,
+        token: &Token,
+        operator_uid: Option<u32>,
+    ) -> Result<(), String> {
+        if self.manage_idx.is_none() {
+            return Ok(());
+        }
+        let mut warm = self.take()?;
+        let Some(hook) = warm.manage.clone() else { return Ok(()) };
+        let request = wit::ManagementRequest {
+            action: match op {
+                Operation::Approve => wit::ManagementAction::Approve,
+                Operation::Revoke => wit::ManagementAction::Revoke,
+            },
+            token: wit::TokenInfo {
+                id: token.id.clone(),
+                state: match token.state {
+                    TokenState::Pending => wit::TokenState::Pending,
+                    TokenState::Approved => wit::TokenState::Approved,
+                    TokenState::Consumed => wit::TokenState::Consumed,
+                    TokenState::Revoked => wit::TokenState::Revoked,
+                    TokenState::Expired => wit::TokenState::Expired,
+                },
+                request: to_wit(&token.action),
+                fingerprint: token.fingerprint.clone(),
+                created_at_ms: token.created_at_ms,
+                expires_at_ms: token.expires_at_ms,
+            },
+            operator_uid,
+        };
+        self.arm(&mut warm.store);
+        match hook.call_manage(&mut warm.store, &request) {
+            Ok(wit::ManagementVerdict::Permit) => {
+                self.give_back(warm);
+                Ok(())
+            }
+            Ok(wit::ManagementVerdict::Veto(why)) => {
+                self.give_back(warm);
+                Err(format!("policy `{}` vetoed it: {}", self.name, clip(&why, MAX_REASON)))
+            }
+            Err(trap) => Err(self.explain(&warm.store, &trap, "manage")),
+        }
+    }
+
+    /// A configured instance: an idle one from the pool, or a fresh one.
+    fn take(&self) -> Result<Warm, String> {
+        if self.limits.isolation == Isolation::Pooled {
+            if let Some(warm) = self.lock_pool().pop() {
+                return Ok(warm);
+            }
+        }
+        self.instantiate()
+    }
+
+    /// Return an instance after a call that did not trap, unless it has served its time.
+    fn give_back(&self, mut warm: Warm) {
+        warm.uses += 1;
+        if self.limits.isolation == Isolation::PerDecision || warm.uses >= self.limits.max_uses {
+            return;
+        }
+        let mut pool = self.lock_pool();
+        if pool.len() < self.max_idle {
+            pool.push(warm);
+        }
+    }
+
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        // The pool holds whole instances only; a panic elsewhere cannot leave one half-pushed.
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new store and instance, configured by the policy's `init`.
+    fn instantiate(&self) -> Result<Warm, String> {
+        let state = HostState::new(Arc::clone(&self.name), Arc::clone(&self.config), self.limits.memory_bytes);
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        let instance = match self.pre.instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err(self.explain(&store, &e, "instantiation")),
+        };
+        let typed = self.decide_idx.load(&mut store, &instance).and_then(|d| {
+            let m = self.manage_idx.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?;
+            Ok((d, m))
+        });
+        let (decide, manage) = typed.map_err(|e| {
+            format!("policy `{}` does not match gavel:policy@0.1.0: {e:#}", self.name)
+        })?;
+        self.arm(&mut store);
+        match decide.call_init(&mut store) {
+            Ok(Ok(())) => Ok(Warm { store, decide, manage, uses: 0 }),
+            Ok(Err(error)) => Err(format!(
+                "policy `{}` rejected its configuration: {}",
+                self.name,
+                describe_policy_error(&error)
+            )),
+            Err(trap) => Err(self.explain(&store, &trap, "init")),
+        }
+    }
+
+    /// Reset per-call budgets and start the deadline.
+    fn arm(&self, store: &mut Store<HostState>) {
+        store.data_mut().begin_call();
+        let ticks = self.limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    }
+
+    /// Say what went wrong in a call that failed, naming the policy.
+    fn explain(&self, store: &Store<HostState>, error: &wasmtime::Error, during: &str) -> String {
+        let name = &self.name;
+        if store.data().limiter.memory_hit {
+            return format!(
+                "policy `{name}` exceeded its {} MiB memory limit during {during}",
+                self.limits.memory_bytes >> 20
+            );
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!(
+                "policy `{name}` exceeded its {} ms deadline during {during}",
+                self.limits.deadline.as_millis()
+            ),
+            Some(Trap::StackOverflow) => {
+                format!("policy `{name}` exhausted its stack during {during}")
+            }
+            Some(Trap::UnreachableCodeReached) => format!(
+                "policy `{name}` trapped during {during}: unreachable code (a panic or abort in \
+                 the guest)"
+            ),
+            Some(trap) => format!("policy `{name}` trapped during {during}: {trap}"),
+            None => format!("policy `{name}` failed during {during}: {}", clip(&format!("{error:#}"), MAX_REASON)),
+        }
+    }
+
+    /// Check a decision's size and convert it; an oversized one is a `deny`.
+    fn accept(&self, d: wit::Decision) -> PolicyDecision {
+        let name = &self.name;
+        let reason_len = d.reason.as_ref().map_or(0, String::len);
+        let rule_len = d.rule_id.as_ref().map_or(0, String::len);
+        let rules: usize = d.suggestions.iter().map(|g| g.rules.len()).sum();
+        let too_long = d.suggestions.iter().any(|g| {
+            g.subject.len() > MAX_RULE_TEXT
+                || g.rules.iter().any(|r| r.rule.len() > MAX_RULE_TEXT || r.label.len() > MAX_RULE_TEXT)
+        });
+        let problem = if reason_len > MAX_REASON {
+            Some(format!("a {reason_len}-byte reason (the limit is {MAX_REASON})"))
+        } else if rule_len > MAX_RULE_ID {
+            Some(format!("a {rule_len}-byte rule id (the limit is {MAX_RULE_ID})"))
+        } else if rules > MAX_SUGGESTIONS {
+            Some(format!("{rules} suggestions (the limit is {MAX_SUGGESTIONS})"))
+        } else if too_long {
+            Some(format!("a suggestion longer than {MAX_RULE_TEXT} bytes"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return PolicyDecision::failed(format!("policy `{name}` returned an oversized decision: {problem}"));
+        }
+        PolicyDecision {
+            verdict: match d.verdict {
+                wit::Verdict::Allow => Verdict::Allow,
+                wit::Verdict::Deny => Verdict::Deny,
+                wit::Verdict::Ask => Verdict::Ask,
+            },
+            reason: d.reason.unwrap_or_default(),
+            rule_id: d.rule_id,
+            suggestions: d
+                .suggestions
+                .into_iter()
+                .map(|g| SuggestionGroup {
+                    subject: g.subject,
+                    rules: g
+                        .rules
+                        .into_iter()
+                        .map(|r| Suggestion { rule: r.rule, label: r.label })
+                        .collect(),
+                })
+                .collect(),
+            failure: false,
+        }
+    }
+}
+
+/// Refuse what is not a component before handing it to the compiler, with a message that says
+/// what the file is instead.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    const COMPONENT: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    const CORE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    match bytes.get(..8) {
+        Some(h) if h == COMPONENT => Ok(()),
+        Some(h) if h == CORE => Err("is a core WebAssembly module, not a component; turn it into \
+                                     a component with wit-component (for example `gavel build`)"
+            .into()),
+        _ if bytes.starts_with(b"\0asm") => {
+            Err("is WebAssembly of an unknown version; rebuild it as a component".into())
+        }
+        _ => Err("is not a WebAssembly component (no `\\0asm` header)".into()),
+    }
+}
+
+/// The WIT form of an action.
+pub(crate) fn to_wit(action: &Action) -> wit::Action {
+    match action {
+        Action::LocalExec(e) => wit::Action::LocalExec(wit::LocalExec {
+            executable: e.executable.clone(),
+            args: e.args.clone(),
+            session_id: e.session_id.clone(),
+            sandbox_id: e.sandbox_id.clone(),
+            agent_id: e.agent_id.clone(),
+            profile: e.profile.clone(),
+            hitl_mode: e.hitl_mode.clone(),
+        }),
+        Action::ToolCall(t) => wit::Action::ToolCall(wit::ToolCall {
+            tool: t.tool.clone(),
+            arg: t.arg.clone(),
+            session_id: t.session_id.clone(),
+            sandbox_id: t.sandbox_id.clone(),
+            agent_id: t.agent_id.clone(),
+            project_id: t.project_id.clone(),
+            project_root: t.project_root.clone(),
+            cwd: t.cwd.clone(),
+        }),
+    }
+}
+
+fn describe_policy_error(error: &wit::PolicyError) -> String {
+    match error {
+        wit::PolicyError::InvalidConfig(m) => format!("invalid configuration: {}", clip(m, MAX_REASON)),
+        wit::PolicyError::UnsupportedAction(m) => format!("unsupported action: {}", clip(m, MAX_REASON)),
+        wit::PolicyError::Internal(m) => clip(m, MAX_REASON).to_owned(),
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,347 @@
+//! Approval tokens: their records, the lifecycle rules of the wire contract, and the stores that
+//! keep them.
+//!
+//! Every state change goes through [`redeem`] or [`apply`]: the store holds whatever lock or
+//! transaction makes it atomic and calls them, so the contract's table lives in one place.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use crate::action::Action;
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// Where a token is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    /// Issued; waiting for an operator.
+    Pending,
+    /// Approved; the next matching retry is allowed once.
+    Approved,
+    /// Used by one allowed retry; never allows again.
+    Consumed,
+    /// Revoked by an operator.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+impl TokenState {
+    /// The state's name as operators see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Pending => "pending",
+            TokenState::Approved => "approved",
+            TokenState::Consumed => "consumed",
+            TokenState::Revoked => "revoked",
+            TokenState::Expired => "expired",
+        }
+    }
+}
+
+/// A single-use approval token and the request it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// Opaque, unguessable id (a random UUID v4).
+    pub id: String,
+    /// Current state.
+    pub state: TokenState,
+    /// The server-computed fingerprint of the request the token was issued for.
+    pub fingerprint: String,
+    /// The request the token was issued for; its session, sandbox and agent bind the token.
+    pub action: Action,
+    /// When the token was issued.
+    pub created_at_ms: Millis,
+    /// When a pending or approved token stops being usable.
+    pub expires_at_ms: Millis,
+    /// The policy that asked for a human.
+    pub policy: String,
+    /// The rule that asked, if the policy named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    /// Why the policy asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Token {
+    /// Whether a live (pending or approved) token is past its expiry at `now`.
+    fn lapsed(&self, now: Millis) -> bool {
+        matches!(self.state, TokenState::Pending | TokenState::Approved) && now >= self.expires_at_ms
+    }
+
+    /// Whether the record may be forgotten at `now`: past its expiry by more than `grace_ms`,
+    /// so that a late retry within the grace window is still told "expired", not "not found".
+    pub fn prunable(&self, now: Millis, grace_ms: Millis) -> bool {
+        now >= self.expires_at_ms.saturating_add(grace_ms)
+    }
+}
+
+/// What a retry presents: the request as the server sees it now.
+#[derive(Debug, Clone)]
+pub struct Presented<'a> {
+    /// The server-computed fingerprint of the retried request.
+    pub fingerprint: &'a str,
+    /// The retried request.
+    pub action: &'a Action,
+}
+
+/// The result of presenting a token on a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// No such token (or it was pruned).
+    NotFound,
+    /// It allowed one execution already.
+    AlreadyConsumed,
+    /// An operator revoked it.
+    Revoked,
+    /// It is past its expiry (and is now marked so).
+    Expired,
+    /// The retried request is not the one the token was issued for.
+    FingerprintMismatch,
+    /// Session, sandbox or bound agent differ from the token's.
+    ContextMismatch,
+    /// Still waiting for an operator.
+    Pending,
+    /// Approved: this retry is allowed and the token is now consumed.
+    Allowed,
+}
+
+/// An operator's action on a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Let the next matching retry run once.
+    Approve,
+    /// Never let it run.
+    Revoke,
+}
+
+/// The contract's management outcomes, plus Gavel's `denied` (a policy vetoed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied (or already so, for idempotent cases).
+    Ok,
+    /// No such token.
+    NotFound,
+    /// The token was consumed.
+    AlreadyConsumed,
+    /// The token was revoked.
+    AlreadyRevoked,
+    /// The token is past its expiry.
+    Expired,
+    /// Not a management action this endpoint answers.
+    UnsupportedAction,
+    /// A policy's `manage` hook vetoed it, or the token store could not be reached.
+    Denied,
+}
+
+/// Present a token on a retry: the contract's decision flow, in its order. Mutates `token` when
+/// the state changes (marked expired, or consumed).
+pub fn redeem(token: &mut Token, presented: &Presented<'_>, now: Millis) -> Redemption {
+    match token.state {
+        TokenState::Consumed => return Redemption::AlreadyConsumed,
+        TokenState::Revoked => return Redemption::Revoked,
+        TokenState::Expired => return Redemption::Expired,
+        TokenState::Pending | TokenState::Approved => {}
+    }
+    if token.lapsed(now) {
+        token.state = TokenState::Expired;
+        return Redemption::Expired;
+    }
+    if token.fingerprint != presented.fingerprint {
+        return Redemption::FingerprintMismatch;
+    }
+    let bound = &token.action;
+    let asked = presented.action;
+    let agent_differs = bound.agent_id().is_some() && bound.agent_id() != asked.agent_id();
+    if bound.session_id() != asked.session_id()
+        || bound.sandbox_id() != asked.sandbox_id()
+        || agent_differs
+    {
+        return Redemption::ContextMismatch;
+    }
+    match token.state {
+        TokenState::Approved => {
+            token.state = TokenState::Consumed;
+            Redemption::Allowed
+        }
+        _ => Redemption::Pending,
+    }
+}
+
+/// What applying `op` to `token` at `now` would answer, without changing anything. The host
+/// asks policies' `manage` hooks only when this is [`Outcome::Ok`].
+pub fn preview(token: &Token, op: Operation, now: Millis) -> Outcome {
+    let mut copy = token.clone();
+    apply(&mut copy, op, now)
+}
+
+/// Apply an operator's action: the contract's management table. Mutates `token` when the state
+/// changes.
+pub fn apply(token: &mut Token, op: Operation, now: Millis) -> Outcome {
+    if token.lapsed(now) {
+        token.state = TokenState::Expired;
+    }
+    match (token.state, op) {
+        (TokenState::Pending | TokenState::Approved, Operation::Approve) => {
+            token.state = TokenState::Approved;
+            Outcome::Ok
+        }
+        (TokenState::Pending | TokenState::Approved, Operation::Revoke) => {
+            token.state = TokenState::Revoked;
+            Outcome::Ok
+        }
+        (TokenState::Consumed, _) => Outcome::AlreadyConsumed,
+        (TokenState::Revoked, Operation::Approve) => Outcome::AlreadyRevoked,
+        (TokenState::Revoked, Operation::Revoke) => Outcome::Ok,
+        (TokenState::Expired, _) => Outcome::Expired,
+    }
+}
+
+/// A token store failed; every caller turns this into a fail-closed answer.
+#[derive(Debug, thiserror::Error)]
+#[error("token store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where tokens live. Every method is one atomic step: implementations hold whatever lock,
+/// transaction or server-side script makes concurrent callers (and other processes sharing the
+/// store) see each token change exactly once.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Record a freshly issued token.
+    async fn insert(&self, token: Token) -> Result<(), StoreError>;
+
+    /// The token as of `now` (a lapsed live token is reported, and marked, expired).
+    async fn get(&self, id: &str, now: Millis) -> Result<Option<Token>, StoreError>;
+
+    /// Present a token on a retry; see [`redeem`].
+    async fn redeem(
+        &self,
+        id: &str,
+        presented: &Presented<'_>,
+        now: Millis,
+    ) -> Result<Redemption, StoreError>;
+
+    /// Apply an operator's action; see [`apply`]. Unknown ids answer [`Outcome::NotFound`].
+    async fn apply(&self, id: &str, op: Operation, now: Millis) -> Result<Outcome, StoreError>;
+
+    /// Every token still on record that is pending or approved at `now`, oldest first.
+    async fn live(&self, now: Millis) -> Result<Vec<Token>, StoreError>;
+
+    /// Forget records past their expiry by more than `grace_ms`; returns how many went.
+    async fn prune(&self, now: Millis, grace_ms: Millis) -> Result<usize, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Action, LocalExec};
+
+    fn action(session: &str, agent: Option<&str>) -> Action {
+        Action::LocalExec(LocalExec {
+            executable: "ls".into(),
+            args: vec![],
+            session_id: session.into(),
+            sandbox_id: "sbx".into(),
+            agent_id: agent.map(Into::into),
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        })
+    }
+
+    fn token(state: TokenState) -> Token {
+        let action = action("s", Some("a"));
+        Token {
+            id: "t".into(),
+            state,
+            fingerprint: action.fingerprint(),
+            action,
+            created_at_ms: 0,
+            expires_at_ms: 1000,
+            policy: "p".into(),
+            rule_id: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn management_table() {
+        use Operation::*;
+        use Outcome as O;
+        use TokenState::*;
+        // (state, now, op, outcome, state after); expiry is at 1000.
+        let rows = [
+            (Pending, 10, Approve, O::Ok, Approved),
+            (Pending, 10, Revoke, O::Ok, Revoked),
+            (Approved, 10, Approve, O::Ok, Approved),
+            (Approved, 10, Revoke, O::Ok, Revoked),
+            (Pending, 1000, Approve, O::Expired, Expired),
+            (Pending, 1000, Revoke, O::Expired, Expired),
+            (Approved, 2000, Approve, O::Expired, Expired),
+            (Approved, 2000, Revoke, O::Expired, Expired),
+            (Consumed, 10, Approve, O::AlreadyConsumed, Consumed),
+            (Consumed, 10, Revoke, O::AlreadyConsumed, Consumed),
+            (Revoked, 10, Approve, O::AlreadyRevoked, Revoked),
+            (Revoked, 10, Revoke, O::Ok, Revoked),
+            (Expired, 10, Approve, O::Expired, Expired),
+            (Expired, 10, Revoke, O::Expired, Expired),
+        ];
+        for (state, now, op, outcome, after) in rows {
+            let mut t = token(state);
+            assert_eq!(preview(&t, op, now), outcome, "{state:?} {op:?} at {now}");
+            assert_eq!(t.state, state, "preview must not change the token");
+            assert_eq!(apply(&mut t, op, now), outcome, "{state:?} {op:?} at {now}");
+            assert_eq!(t.state, after, "{state:?} {op:?} at {now}");
+        }
+    }
+
+    #[test]
+    fn redeem_follows_the_contract_order() {
+        let good = action("s", Some("a"));
+        let fp = good.fingerprint();
+        let p = Presented { fingerprint: &fp, action: &good };
+        let cases = [
+            (TokenState::Consumed, 10, Redemption::AlreadyConsumed, TokenState::Consumed),
+            (TokenState::Revoked, 10, Redemption::Revoked, TokenState::Revoked),
+            (TokenState::Expired, 10, Redemption::Expired, TokenState::Expired),
+            (TokenState::Pending, 1000, Redemption::Expired, TokenState::Expired),
+            (TokenState::Approved, 5000, Redemption::Expired, TokenState::Expired),
+            (TokenState::Pending, 10, Redemption::Pending, TokenState::Pending),
+            (TokenState::Approved, 10, Redemption::Allowed, TokenState::Consumed),
+        ];
+        for (state, now, want, after) in cases {
+            let mut t = token(state);
+            assert_eq!(redeem(&mut t, &p, now), want, "{state:?} at {now}");
+            assert_eq!(t.state, after);
+        }
+    }
+
+    #[test]
+    fn redeem_checks_fingerprint_then_context() {
+        let mut t = token(TokenState::Approved);
+        let other = action("s", Some("a"));
+        let p = Presented { fingerprint: "0000", action: &other };
+        assert_eq!(redeem(&mut t, &p, 10), Redemption::FingerprintMismatch);
+
+        // Same fingerprint but another session, or a bound agent missing: context mismatch.
+        let fp = t.fingerprint.clone();
+        for asked in [action("other", Some("a")), action("s", None), action("s", Some("b"))] {
+            let p = Presented { fingerprint: &fp, action: &asked };
+            assert_eq!(redeem(&mut t, &p, 10), Redemption::ContextMismatch);
+        }
+        assert_eq!(t.state, TokenState::Approved, "a refused retry must not consume");
+    }
+
+    #[test]
+    fn prunable_only_after_the_grace_window() {
+        let t = token(TokenState::Expired);
+        assert!(!t.prunable(1000 + 299_999, 300_000));
+        assert!(t.prunable(1000 + 300_000, 300_000));
+    }
+}

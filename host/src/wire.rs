@@ -1,0 +1,432 @@
+//! The wire contract: one JSON object per line in, one per line out. Field names and spellings
+//! are fixed by existing clients (`firma-run`, `firma token`); see the README's wire section.
+
+use crate::action::{Action, LocalExec, ToolCall};
+use crate::decision::SuggestionGroup;
+use crate::tokens::{Operation, Outcome};
+use serde::{Deserialize, Serialize};
+
+/// Longest request line accepted, newline excluded.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request to decide an action, fresh or a retry with a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecideRequest {
+    /// What is asked.
+    pub action: Action,
+    /// The client's own fingerprint of the request; on a retry it must match the server's.
+    pub request_fingerprint: Option<String>,
+    /// Present on a retry after `pending_hitl`.
+    pub approval_token: Option<String>,
+}
+
+/// An operator's request to approve or revoke a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManageRequest {
+    /// Approve or revoke.
+    pub operation: Operation,
+    /// The token.
+    pub token_id: String,
+}
+
+/// One parsed request line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `local.exec` or `tool.call`.
+    Decide(DecideRequest),
+    /// `local.exec.approve` or `local.exec.revoke`.
+    Manage(ManageRequest),
+}
+
+/// Why a line is not a request; each maps to the answer the contract prescribes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not JSON, not an object, no `action`, or a decide request missing a field: a `deny`
+    /// whose reason starts with `malformed request:`.
+    Malformed(String),
+    /// An action nobody handles: a `deny` naming it.
+    UnknownAction(String),
+    /// A management line this endpoint does not handle, or one without `token_id`:
+    /// `unsupported_action`.
+    UnsupportedManagement(String),
+}
+
+/// The `decision` values of a governance response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireDecision {
+    /// Run it.
+    Allow,
+    /// Do not run it.
+    Deny,
+    /// Wait for a human; retry with the token.
+    PendingHitl,
+}
+
+/// A governance answer. Empty fields are omitted, as the contract requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecideResponse {
+    /// The answer.
+    pub decision: WireDecision,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The token to retry with (`pending_hitl` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_token: Option<String>,
+    /// When to retry (`pending_hitl` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// Gavel addition: rules that would allow this next time, one group per subcommand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Vec<WireSuggestion>>,
+}
+
+/// One suggested rule on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireSuggestion {
+    /// The rule text.
+    pub rule: String,
+    /// A label for a menu.
+    pub label: String,
+}
+
+impl DecideResponse {
+    /// A `deny` with a reason.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Self {
+            decision: WireDecision::Deny,
+            reason: Some(reason.into()),
+            approval_token: None,
+            retry_after_ms: None,
+            suggestions: Vec::new(),
+        }
+    }
+
+    pub(crate) fn suggestions_from(groups: Vec<SuggestionGroup>) -> Vec<Vec<WireSuggestion>> {
+        groups
+            .into_iter()
+            .filter(|g| !g.rules.is_empty())
+            .map(|g| g.rules.into_iter().map(|s| WireSuggestion { rule: s.rule, label: s.label }).collect())
+            .collect()
+    }
+}
+
+/// A management answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManageResponse {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why, when there is something to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ManageResponse {
+    /// An outcome with a reason.
+    pub fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
+        Self { outcome, reason: Some(reason.into()) }
+    }
+}
+
+/// Any answer line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// To a decide request (or a line that was not a request).
+    Decide(DecideResponse),
+    /// To a management request.
+    Manage(ManageResponse),
+}
+
+impl Response {
+    /// The JSON line, without its newline.
+    pub fn to_line(&self) -> String {
+        // Serializing these plain structs cannot fail; fall back to a fixed deny regardless.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"decision":"deny","reason":"internal error: could not encode the answer"}"#.into()
+        })
+    }
+}
+
+impl RequestError {
+    /// The answer the contract prescribes for this error.
+    pub fn response(&self) -> Response {
+        match self {
+            RequestError::Malformed(why) => {
+                Response::Decide(DecideResponse::deny(format!("malformed request: {why}")))
+            }
+            RequestError::UnknownAction(action) => Response::Decide(DecideResponse::deny(format!(
+                "unknown action `{action}`: this server answers `local.exec`, `tool.call`, \
+                 `local.exec.approve` and `local.exec.revoke`"
+            ))),
+            RequestError::UnsupportedManagement(why) => {
+                Response::Manage(ManageResponse::new(Outcome::UnsupportedAction, why.clone()))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    action: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LocalExecLine {
+    executable: String,
+    #[serde(default)]
+    args: Vec<String>,
+    sandbox_id: String,
+    session_id: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+    profile: String,
+    hitl_mode: String,
+    #[serde(default)]
+    request_fingerprint: Option<String>,
+    #[serde(default)]
+    approval_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallLine {
+    tool: String,
+    #[serde(default)]
+    arg: String,
+    sandbox_id: String,
+    session_id: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    project_root: Option<String>,
+    #[serde(default)]
+    cwd: Option<String>,
+    #[serde(default)]
+    request_fingerprint: Option<String>,
+    #[serde(default)]
+    approval_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ManageLine {
+    token_id: Option<String>,
+}
+
+/// Parse one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    if line.len() > MAX_LINE {
+        return Err(RequestError::Malformed(format!(
+            "the line is {} bytes, over the {MAX_LINE}-byte limit",
+            line.len()
+        )));
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(line).map_err(|e| {
+        RequestError::Malformed(if e.is_data() {
+            "expected a JSON object with an `action` field".to_owned()
+        } else {
+            format!("not JSON: {e}")
+        })
+    })?;
+    let Some(action) = envelope.action else {
+        return Err(RequestError::Malformed("missing field `action`".into()));
+    };
+    let malformed = |e: serde_json::Error| RequestError::Malformed(format!("{action}: {e}"));
+    match action.as_ref() {
+        "local.exec" => {
+            let l: LocalExecLine = serde_json::from_slice(line).map_err(malformed)?;
+            Ok(Request::Decide(DecideRequest {
+                action: Action::LocalExec(LocalExec {
+                    executable: l.executable,
+                    args: l.args,
+                    session_id: l.session_id,
+                    sandbox_id: l.sandbox_id,
+                    agent_id: l.agent_id,
+                    profile: l.profile,
+                    hitl_mode: l.hitl_mode,
+                }),
+                request_fingerprint: l.request_fingerprint,
+                approval_token: l.approval_token,
+            }))
+        }
+        "tool.call" => {
+            let l: ToolCallLine = serde_json::from_slice(line).map_err(malformed)?;
+            Ok(Request::Decide(DecideRequest {
+                action: Action::ToolCall(ToolCall {
+                    tool: l.tool,
+                    arg: l.arg,
+                    session_id: l.session_id,
+                    sandbox_id: l.sandbox_id,
+                    agent_id: l.agent_id,
+                    project_id: l.project,
+                    project_root: l.project_root,
+                    cwd: l.cwd,
+                }),
+                request_fingerprint: l.request_fingerprint,
+                approval_token: l.approval_token,
+            }))
+        }
+        "local.exec.approve" | "local.exec.revoke" => {
+            let operation =
+                if action == "local.exec.approve" { Operation::Approve } else { Operation::Revoke };
+            let l: ManageLine = serde_json::from_slice(line).map_err(|e| {
+                RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
+            })?;
+            match l.token_id {
+                Some(token_id) if !token_id.is_empty() => {
+                    Ok(Request::Manage(ManageRequest { operation, token_id }))
+                }
+                _ => Err(RequestError::UnsupportedManagement(format!(
+                    "{action} needs a `token_id` field naming the token"
+                ))),
+            }
+        }
+        other if other.starts_with("local.exec.") => Err(RequestError::UnsupportedManagement(
+            format!("management action `{other}` is not supported; use `local.exec.approve` or `local.exec.revoke`"),
+        )),
+        other => Err(RequestError::UnknownAction(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason_of(line: &str) -> String {
+        match parse_request(line.as_bytes()).unwrap_err().response() {
+            Response::Decide(d) => {
+                assert_eq!(d.decision, WireDecision::Deny);
+                d.reason.unwrap()
+            }
+            Response::Manage(m) => {
+                assert_eq!(m.outcome, Outcome::UnsupportedAction);
+                m.reason.unwrap()
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_denied_with_the_contract_phrase() {
+        for line in ["not json", "[1,2]", "{}", "{\"action\": 5}", "{\"action\":\"local.exec\"}"] {
+            let reason = reason_of(line);
+            assert!(reason.starts_with("malformed request:"), "{line}: {reason}");
+        }
+        let reason = reason_of(r#"{"action":"local.exec","sandbox_id":"s","session_id":"x","profile":"p","hitl_mode":"h"}"#);
+        assert!(reason.contains("executable"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_actions_are_named() {
+        assert!(reason_of(r#"{"action":"launch.missiles"}"#).contains("launch.missiles"));
+    }
+
+    #[test]
+    fn management_without_token_or_of_unknown_kind_is_unsupported() {
+        assert!(reason_of(r#"{"action":"local.exec.approve"}"#).contains("token_id"));
+        assert!(reason_of(r#"{"action":"local.exec.frobnicate","token_id":"t"}"#).contains("frobnicate"));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_args_default_to_empty() {
+        let r = parse_request(br#"{"action":"local.exec","executable":"ls","sandbox_id":"s","session_id":"x","profile":"p","hitl_mode":"h","extra":{"a":1}}"#).unwrap();
+        let Request::Decide(d) = r else { panic!("not a decide request") };
+        let Action::LocalExec(e) = d.action else { panic!("not local.exec") };
+        assert!(e.args.is_empty());
+    }
+
+    #[test]
+    fn oversized_lines_are_malformed() {
+        let line = vec![b' '; MAX_LINE + 1];
+        assert!(matches!(parse_request(&line), Err(RequestError::Malformed(_))));
+    }
+
+    #[test]
+    fn empty_fields_are_omitted_from_answers() {
+        let r = Response::Decide(DecideResponse {
+            decision: WireDecision::Allow,
+            reason: None,
+            approval_token: None,
+            retry_after_ms: None,
+            suggestions: vec![],
+        });
+        assert_eq!(r.to_line(), r#"{"decision":"allow"}"#);
+        let m = Response::Manage(ManageResponse { outcome: Outcome::AlreadyConsumed, reason: None });
+        assert_eq!(m.to_line(), r#"{"outcome":"already_consumed"}"#);
+    }
+}
+
+/// One line read from a stream by [`read_line`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line, without its newline (a last line without one counts too).
+    Complete(Vec<u8>),
+    /// A line longer than [`MAX_LINE`]; it was read up to its newline and discarded.
+    TooLong,
+    /// The stream ended.
+    Eof,
+}
+
+/// Read one newline-terminated line, never buffering more than [`MAX_LINE`] bytes of it.
+pub async fn read_line<R>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Line>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(match (too_long, buf.is_empty()) {
+                (true, _) => Line::TooLong,
+                (false, true) => Line::Eof,
+                (false, false) => Line::Complete(std::mem::take(buf)),
+            });
+        }
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if !too_long {
+            if buf.len() + part.len() > MAX_LINE {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(part);
+            }
+        }
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            if too_long {
+                return Ok(Line::TooLong);
+            }
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Line::Complete(std::mem::take(buf)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod read_line_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_split_and_capped() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"first\n");
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        input.extend_from_slice(b"\nlast");
+        let mut reader = tokio::io::BufReader::new(&input[..]);
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Complete(b"first".to_vec()));
+        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::TooLong);
+        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Complete(b"last".to_vec()));
+        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Eof);
+    }
+}
