@@ -13,7 +13,9 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let root = manifest_dir.parent().ok_or("host crate has no parent directory")?;
+    let root = manifest_dir
+        .parent()
+        .ok_or("host crate has no parent directory")?;
     let guests = root.join("guest-policies");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let components = out_dir.join("components");
@@ -65,7 +67,15 @@ fn build_guest(guests: &Path, target_dir: &Path, name: &str) -> Result<Vec<u8>, 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(guests)
-        .args(["build", "--release", "--quiet", "--target", WASM_TARGET, "-p", name])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            WASM_TARGET,
+            "-p",
+            name,
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     // The outer build's flags (sanitizers, coverage, clippy's wrapper) are for the host target.

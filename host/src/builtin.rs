@@ -8,7 +8,10 @@ const BUILTINS: &[(&str, &[u8])] = &[(
 
 /// The component of the bundled policy `name`.
 pub(crate) fn lookup(name: &str) -> Option<&'static [u8]> {
-    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    BUILTINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// Names of the bundled policies.

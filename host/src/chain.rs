@@ -48,7 +48,13 @@ impl Chain {
             let bytes = spec.component_bytes()?;
             let json = spec.config_json()?;
             let limits = spec.limits(&config.limits);
-            policies.push(Policy::load(Arc::clone(runtime), &spec.name, &bytes, &json, limits)?);
+            policies.push(Policy::load(
+                Arc::clone(runtime),
+                &spec.name,
+                &bytes,
+                &json,
+                limits,
+            )?);
         }
         Ok(Self { policies })
     }
@@ -56,7 +62,11 @@ impl Chain {
     pub(crate) fn info(&self) -> Vec<PolicyInfo> {
         self.policies
             .iter()
-            .map(|p| PolicyInfo { name: p.name().to_owned(), digest: p.digest().to_owned(), world: p.world() })
+            .map(|p| PolicyInfo {
+                name: p.name().to_owned(),
+                digest: p.digest().to_owned(),
+                world: p.world(),
+            })
             .collect()
     }
 
@@ -98,8 +108,15 @@ impl Chain {
     }
 
     /// Ask every policy with a `manage` hook; the first veto (or failure) wins.
-    pub(crate) fn manage(&self, op: Operation, token: &Token, operator_uid: Option<u32>) -> Result<(), String> {
-        self.policies.iter().try_for_each(|p| p.manage(op, token, operator_uid))
+    pub(crate) fn manage(
+        &self,
+        op: Operation,
+        token: &Token,
+        operator_uid: Option<u32>,
+    ) -> Result<(), String> {
+        self.policies
+            .iter()
+            .try_for_each(|p| p.manage(op, token, operator_uid))
     }
 }
 
@@ -108,11 +125,21 @@ fn conclude(policy: &Policy, d: PolicyDecision) -> ChainDecision {
     let reason = if d.failure {
         d.reason
     } else {
-        let what = if d.reason.is_empty() { format!("{:?}", d.verdict).to_lowercase() } else { d.reason };
+        let what = if d.reason.is_empty() {
+            format!("{:?}", d.verdict).to_lowercase()
+        } else {
+            d.reason
+        };
         match &d.rule_id {
             Some(rule) => format!("{what} (policy `{name}`, rule `{rule}`)"),
             None => format!("{what} (policy `{name}`)"),
         }
     };
-    ChainDecision { verdict: d.verdict, reason, policy: name.to_owned(), rule_id: d.rule_id, suggestions: d.suggestions }
+    ChainDecision {
+        verdict: d.verdict,
+        reason,
+        policy: name.to_owned(),
+        rule_id: d.rule_id,
+        suggestions: d.suggestions,
+    }
 }

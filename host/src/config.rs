@@ -192,8 +192,15 @@ impl PolicySpec {
     /// A policy from a component file, named after the file.
     pub fn file(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let name = path.file_stem().map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
-        Self { name, path: Some(path), builtin: None, ..Self::builtin("") }
+        let name = path
+            .file_stem()
+            .map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+        Self {
+            name,
+            path: Some(path),
+            builtin: None,
+            ..Self::builtin("")
+        }
     }
 
     /// Parse `builtin:NAME` or a path.
@@ -216,7 +223,9 @@ impl PolicySpec {
             (Some(name), None) => match crate::builtin::lookup(name) {
                 Some(bytes) => std::borrow::Cow::Borrowed(bytes),
                 None => {
-                    let known: Vec<_> = crate::builtin::builtin_names().map(|n| format!("`builtin:{n}`")).collect();
+                    let known: Vec<_> = crate::builtin::builtin_names()
+                        .map(|n| format!("`builtin:{n}`"))
+                        .collect();
                     return Err(Error::Config(format!(
                         "policy `{}`: there is no bundled policy `{name}`; bundled: {}",
                         self.name,
@@ -257,7 +266,11 @@ impl PolicySpec {
             (None, Some(path)) => {
                 let text = read_file(path)?;
                 let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-                    Error::Config(format!("policy `{}`: `{}` is not JSON: {e}", self.name, path.display()))
+                    Error::Config(format!(
+                        "policy `{}`: `{}` is not JSON: {e}",
+                        self.name,
+                        path.display()
+                    ))
                 })?;
                 Ok(value.to_string())
             }
@@ -328,15 +341,18 @@ impl HostConfig {
                 return Err(Error::Config("a policy has an empty `name`".into()));
             }
             if !seen.insert(p.name.as_str()) {
-                return Err(Error::Config(format!("two policies are named `{}`", p.name)));
+                return Err(Error::Config(format!(
+                    "two policies are named `{}`",
+                    p.name
+                )));
             }
-            if let Some(pin) = &p.sha256 {
-                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(Error::Config(format!(
-                        "policy `{}`: `sha256` must be 64 hex digits, got `{pin}`",
-                        p.name
-                    )));
-                }
+            if let Some(pin) = &p.sha256
+                && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(Error::Config(format!(
+                    "policy `{}`: `sha256` must be 64 hex digits, got `{pin}`",
+                    p.name
+                )));
             }
             let deadline = p.limits.deadline_ms.unwrap_or(self.limits.deadline_ms);
             if deadline == 0 || deadline > 60_000 {
@@ -371,7 +387,9 @@ impl HostConfig {
     pub(crate) fn engine_options(&self) -> EngineOptions {
         EngineOptions {
             cache_dir: if self.compile_cache {
-                self.cache_dir.clone().or_else(crate::engine::default_cache_dir)
+                self.cache_dir
+                    .clone()
+                    .or_else(crate::engine::default_cache_dir)
             } else {
                 None
             },
@@ -382,7 +400,9 @@ impl HostConfig {
 
 /// ` (line N, column M)` for a byte span of `text`.
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    let Some(span) = span else { return String::new() };
+    let Some(span) = span else {
+        return String::new();
+    };
     let before = &text[..span.start.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -391,10 +411,19 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 
 /// Read a whole file through a capability handle on its directory.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file name",
+        ))
     })?;
     let dir = Dir::open_ambient_dir(dir, ambient_authority()).map_err(io)?;
     dir.read(name).map_err(io)
@@ -445,7 +474,12 @@ mod tests {
         assert_eq!(l.deadline, Duration::from_millis(10));
         assert_eq!(l.memory_bytes, 16 << 20);
         assert_eq!(l.isolation, Isolation::PerDecision);
-        assert!(c.validate().unwrap_err().to_string().contains("64 hex digits"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("64 hex digits")
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl HostState {
         Self {
             policy,
             config,
-            limiter: Limiter { memory_max, memory_hit: false },
+            limiter: Limiter {
+                memory_max,
+                memory_hit: false,
+            },
             log_lines_left: LOG_LINES_PER_CALL,
         }
     }
@@ -95,7 +98,10 @@ impl host::Host for HostState {
             LogLevel::Error => tracing::error!(policy, "{message}"),
         }
         if self.log_lines_left == 0 {
-            tracing::warn!(policy, "policy logged {LOG_LINES_PER_CALL} lines in one call; dropping the rest");
+            tracing::warn!(
+                policy,
+                "policy logged {LOG_LINES_PER_CALL} lines in one call; dropping the rest"
+            );
         }
     }
 
@@ -179,15 +185,22 @@ impl Runtime {
             })
             .map_err(|e| format!("cannot start the epoch ticker thread: {e}"))?;
 
-        Ok(Self { engine, linker, cache, ticker_stop })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            ticker_stop,
+        })
     }
 
     /// Compile a component, or load it from the cache when this engine compiled it before.
     pub(crate) fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, String> {
-        if let Some(cache) = &self.cache {
-            if let Some(component) = cache.load(&self.engine, digest) {
-                return Ok(component);
-            }
+        if let Some(component) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, digest))
+        {
+            return Ok(component);
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
         if let Some(cache) = &self.cache {
@@ -217,7 +230,10 @@ impl CompileCache {
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self { dir, engine_key: format!("{:016x}", hasher.finish()) })
+        Ok(Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        })
     }
 
     fn file_name(&self, digest: &str) -> String {
@@ -230,7 +246,10 @@ impl CompileCache {
         // cache directory is created private (0700) to this user, and files are written there
         // only by `store` below, from `Component::serialize`, and renamed into place whole. Its
         // checks reject artifacts of another wasmtime version or configuration.
-        #[expect(unsafe_code, reason = "loading our own compiled artifacts skips recompiling")]
+        #[expect(
+            unsafe_code,
+            reason = "loading our own compiled artifacts skips recompiling"
+        )]
         let component = unsafe { Component::deserialize(engine, &bytes) };
         match component {
             Ok(c) => Some(c),
@@ -242,7 +261,9 @@ impl CompileCache {
     }
 
     fn store(&self, component: &Component, digest: &str) {
-        let Ok(bytes) = component.serialize() else { return };
+        let Ok(bytes) = component.serialize() else {
+            return;
+        };
         let name = self.file_name(digest);
         let tmp = format!("{name}.{}.tmp", std::process::id());
         let written = self

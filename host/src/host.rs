@@ -11,7 +11,9 @@ use crate::config::HostConfig;
 use crate::decision::Verdict;
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::tokens::{self, Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore};
+use crate::tokens::{
+    self, Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
+};
 use crate::wire::{
     DecideRequest, DecideResponse, ManageRequest, ManageResponse, Request, Response, WireDecision,
 };
@@ -92,24 +94,24 @@ impl PolicyHost {
     pub async fn decide(&self, request: &DecideRequest) -> DecideResponse {
         let inner = &self.inner;
         let action = &request.action;
-        if let Some(expected) = &inner.expected_sandbox_id {
-            if action.sandbox_id() != expected {
-                return DecideResponse::deny(format!(
-                    "sandbox `{}` is not the sandbox this server is bound to",
-                    action.sandbox_id()
-                ));
-            }
+        if let Some(expected) = &inner.expected_sandbox_id
+            && action.sandbox_id() != expected
+        {
+            return DecideResponse::deny(format!(
+                "sandbox `{}` is not the sandbox this server is bound to",
+                action.sandbox_id()
+            ));
         }
         let fingerprint = action.fingerprint();
         match &request.approval_token {
             None => self.decide_fresh(action, fingerprint).await,
             Some(token_id) => {
-                if let Some(client) = &request.request_fingerprint {
-                    if !client.eq_ignore_ascii_case(&fingerprint) {
-                        return DecideResponse::deny(
-                            "fingerprint mismatch: the request_fingerprint sent does not match the request",
-                        );
-                    }
+                if let Some(client) = &request.request_fingerprint
+                    && !client.eq_ignore_ascii_case(&fingerprint)
+                {
+                    return DecideResponse::deny(
+                        "fingerprint mismatch: the request_fingerprint sent does not match the request",
+                    );
                 }
                 self.retry(action, token_id, &fingerprint).await
             }
@@ -160,7 +162,10 @@ impl PolicyHost {
 
     async fn retry(&self, action: &Action, token_id: &str, fingerprint: &str) -> DecideResponse {
         let now = self.inner.clock.now_ms();
-        let presented = Presented { fingerprint, action };
+        let presented = Presented {
+            fingerprint,
+            action,
+        };
         let redemption = match self.inner.store.redeem(token_id, &presented, now).await {
             Ok(r) => r,
             Err(e) => return DecideResponse::deny(e.to_string()),
@@ -201,7 +206,9 @@ impl PolicyHost {
         let store = &self.inner.store;
         let token = match store.get(id, now).await {
             Ok(Some(token)) => token,
-            Ok(None) => return ManageResponse::new(Outcome::NotFound, format!("token `{id}` not found")),
+            Ok(None) => {
+                return ManageResponse::new(Outcome::NotFound, format!("token `{id}` not found"));
+            }
             Err(e) => return ManageResponse::new(Outcome::Denied, e.to_string()),
         };
         // Policies are asked only about a change of state; idempotent repeats and refusals the
@@ -209,15 +216,17 @@ impl PolicyHost {
         let changes = tokens::preview(&token, request.operation, now) == Outcome::Ok
             && !matches!(
                 (token.state, request.operation),
-                (TokenState::Approved, Operation::Approve) | (TokenState::Revoked, Operation::Revoke)
+                (TokenState::Approved, Operation::Approve)
+                    | (TokenState::Revoked, Operation::Revoke)
             );
-        if changes {
-            if let Err(veto) = self.chain().manage(request.operation, &token, operator.uid) {
-                return ManageResponse::new(Outcome::Denied, veto);
-            }
+        if changes && let Err(veto) = self.chain().manage(request.operation, &token, operator.uid) {
+            return ManageResponse::new(Outcome::Denied, veto);
         }
         match store.apply(id, request.operation, now).await {
-            Ok(outcome) => ManageResponse { outcome, reason: outcome_reason(outcome, id) },
+            Ok(outcome) => ManageResponse {
+                outcome,
+                reason: outcome_reason(outcome, id),
+            },
             Err(e) => ManageResponse::new(Outcome::Denied, e.to_string()),
         }
     }

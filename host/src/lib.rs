@@ -50,3 +50,8 @@ pub use engine::default_cache_dir;
 pub use error::Error;
 pub use host::{Operator, PolicyHost};
 pub use policy::{Isolation, Limits, World};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

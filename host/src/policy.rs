@@ -96,7 +96,13 @@ pub(crate) struct PolicyDecision {
 
 impl PolicyDecision {
     fn failed(reason: String) -> Self {
-        Self { verdict: Verdict::Deny, reason, rule_id: None, suggestions: Vec::new(), failure: true }
+        Self {
+            verdict: Verdict::Deny,
+            reason,
+            rule_id: None,
+            suggestions: Vec::new(),
+            failure: true,
+        }
     }
 }
 
@@ -137,7 +143,9 @@ impl Policy {
         let fail = |message: String| Error::Policy(format!("policy `{name}` {message}"));
         check_header(bytes).map_err(fail)?;
         let digest = hex(&Sha256::digest(bytes));
-        let component = runtime.compile(bytes, &digest).map_err(|e| fail(format!("is not a valid component: {e}")))?;
+        let component = runtime
+            .compile(bytes, &digest)
+            .map_err(|e| fail(format!("is not a valid component: {e}")))?;
 
         let ty = component.component_type();
         for (import, _) in ty.imports(&runtime.engine) {
@@ -150,15 +158,25 @@ impl Policy {
         }
         let has = |export: &str| ty.exports(&runtime.engine).any(|(n, _)| n == export);
         if !has(DECIDE_EXPORT) {
-            let found: Vec<String> =
-                ty.exports(&runtime.engine).map(|(n, _)| format!("`{n}`")).collect();
-            let found = if found.is_empty() { "nothing".to_owned() } else { found.join(", ") };
+            let found: Vec<String> = ty
+                .exports(&runtime.engine)
+                .map(|(n, _)| format!("`{n}`"))
+                .collect();
+            let found = if found.is_empty() {
+                "nothing".to_owned()
+            } else {
+                found.join(", ")
+            };
             return Err(fail(format!(
                 "exports neither world `policy` nor `decide-policy` of gavel:policy@0.1.0: it has \
                  no `{DECIDE_EXPORT}` export (it exports {found})"
             )));
         }
-        let world = if has(MANAGE_EXPORT) { World::Policy } else { World::DecidePolicy };
+        let world = if has(MANAGE_EXPORT) {
+            World::Policy
+        } else {
+            World::DecidePolicy
+        };
 
         let pre = runtime
             .linker
@@ -240,7 +258,9 @@ impl Policy {
             return Ok(());
         }
         let mut warm = self.take()?;
-        let Some(hook) = warm.manage.clone() else { return Ok(()) };
+        let Some(hook) = warm.manage.clone() else {
+            return Ok(());
+        };
         let request = wit::ManagementRequest {
             action: match op {
                 Operation::Approve => wit::ManagementAction::Approve,
@@ -270,7 +290,11 @@ impl Policy {
             }
             Ok(wit::ManagementVerdict::Veto(why)) => {
                 self.give_back(warm);
-                Err(format!("policy `{}` vetoed it: {}", self.name, clip(&why, MAX_REASON)))
+                Err(format!(
+                    "policy `{}` vetoed it: {}",
+                    self.name,
+                    clip(&why, MAX_REASON)
+                ))
             }
             Err(trap) => Err(self.explain(&warm.store, &trap, "manage")),
         }
@@ -278,10 +302,10 @@ impl Policy {
 
     /// A configured instance: an idle one from the pool, or a fresh one.
     fn take(&self) -> Result<Warm, String> {
-        if self.limits.isolation == Isolation::Pooled {
-            if let Some(warm) = self.lock_pool().pop() {
-                return Ok(warm);
-            }
+        if self.limits.isolation == Isolation::Pooled
+            && let Some(warm) = self.lock_pool().pop()
+        {
+            return Ok(warm);
         }
         self.instantiate()
     }
@@ -305,7 +329,11 @@ impl Policy {
 
     /// A new store and instance, configured by the policy's `init`.
     fn instantiate(&self) -> Result<Warm, String> {
-        let state = HostState::new(Arc::clone(&self.name), Arc::clone(&self.config), self.limits.memory_bytes);
+        let state = HostState::new(
+            Arc::clone(&self.name),
+            Arc::clone(&self.config),
+            self.limits.memory_bytes,
+        );
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -315,15 +343,27 @@ impl Policy {
             Err(e) => return Err(self.explain(&store, &e, "instantiation")),
         };
         let typed = self.decide_idx.load(&mut store, &instance).and_then(|d| {
-            let m = self.manage_idx.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?;
+            let m = self
+                .manage_idx
+                .as_ref()
+                .map(|m| m.load(&mut store, &instance))
+                .transpose()?;
             Ok((d, m))
         });
         let (decide, manage) = typed.map_err(|e| {
-            format!("policy `{}` does not match gavel:policy@0.1.0: {e:#}", self.name)
+            format!(
+                "policy `{}` does not match gavel:policy@0.1.0: {e:#}",
+                self.name
+            )
         })?;
         self.arm(&mut store);
         match decide.call_init(&mut store) {
-            Ok(Ok(())) => Ok(Warm { store, decide, manage, uses: 0 }),
+            Ok(Ok(())) => Ok(Warm {
+                store,
+                decide,
+                manage,
+                uses: 0,
+            }),
             Ok(Err(error)) => Err(format!(
                 "policy `{}` rejected its configuration: {}",
                 self.name,
@@ -336,7 +376,12 @@ impl Policy {
     /// Reset per-call budgets and start the deadline.
     fn arm(&self, store: &mut Store<HostState>) {
         store.data_mut().begin_call();
-        let ticks = self.limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+        let ticks = self
+            .limits
+            .deadline
+            .as_nanos()
+            .div_ceil(EPOCH_TICK.as_nanos())
+            .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     }
 
@@ -362,7 +407,10 @@ impl Policy {
                  the guest)"
             ),
             Some(trap) => format!("policy `{name}` trapped during {during}: {trap}"),
-            None => format!("policy `{name}` failed during {during}: {}", clip(&format!("{error:#}"), MAX_REASON)),
+            None => format!(
+                "policy `{name}` failed during {during}: {}",
+                clip(&format!("{error:#}"), MAX_REASON)
+            ),
         }
     }
 
@@ -374,21 +422,31 @@ impl Policy {
         let rules: usize = d.suggestions.iter().map(|g| g.rules.len()).sum();
         let too_long = d.suggestions.iter().any(|g| {
             g.subject.len() > MAX_RULE_TEXT
-                || g.rules.iter().any(|r| r.rule.len() > MAX_RULE_TEXT || r.label.len() > MAX_RULE_TEXT)
+                || g.rules
+                    .iter()
+                    .any(|r| r.rule.len() > MAX_RULE_TEXT || r.label.len() > MAX_RULE_TEXT)
         });
         let problem = if reason_len > MAX_REASON {
-            Some(format!("a {reason_len}-byte reason (the limit is {MAX_REASON})"))
+            Some(format!(
+                "a {reason_len}-byte reason (the limit is {MAX_REASON})"
+            ))
         } else if rule_len > MAX_RULE_ID {
-            Some(format!("a {rule_len}-byte rule id (the limit is {MAX_RULE_ID})"))
+            Some(format!(
+                "a {rule_len}-byte rule id (the limit is {MAX_RULE_ID})"
+            ))
         } else if rules > MAX_SUGGESTIONS {
-            Some(format!("{rules} suggestions (the limit is {MAX_SUGGESTIONS})"))
+            Some(format!(
+                "{rules} suggestions (the limit is {MAX_SUGGESTIONS})"
+            ))
         } else if too_long {
             Some(format!("a suggestion longer than {MAX_RULE_TEXT} bytes"))
         } else {
             None
         };
         if let Some(problem) = problem {
-            return PolicyDecision::failed(format!("policy `{name}` returned an oversized decision: {problem}"));
+            return PolicyDecision::failed(format!(
+                "policy `{name}` returned an oversized decision: {problem}"
+            ));
         }
         PolicyDecision {
             verdict: match d.verdict {
@@ -406,7 +464,10 @@ impl Policy {
                     rules: g
                         .rules
                         .into_iter()
-                        .map(|r| Suggestion { rule: r.rule, label: r.label })
+                        .map(|r| Suggestion {
+                            rule: r.rule,
+                            label: r.label,
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -422,9 +483,11 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     const CORE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
     match bytes.get(..8) {
         Some(h) if h == COMPONENT => Ok(()),
-        Some(h) if h == CORE => Err("is a core WebAssembly module, not a component; turn it into \
+        Some(h) if h == CORE => Err(
+            "is a core WebAssembly module, not a component; turn it into \
                                      a component with wit-component (for example `gavel build`)"
-            .into()),
+                .into(),
+        ),
         _ if bytes.starts_with(b"\0asm") => {
             Err("is WebAssembly of an unknown version; rebuild it as a component".into())
         }
@@ -459,8 +522,12 @@ pub(crate) fn to_wit(action: &Action) -> wit::Action {
 
 fn describe_policy_error(error: &wit::PolicyError) -> String {
     match error {
-        wit::PolicyError::InvalidConfig(m) => format!("invalid configuration: {}", clip(m, MAX_REASON)),
-        wit::PolicyError::UnsupportedAction(m) => format!("unsupported action: {}", clip(m, MAX_REASON)),
+        wit::PolicyError::InvalidConfig(m) => {
+            format!("invalid configuration: {}", clip(m, MAX_REASON))
+        }
+        wit::PolicyError::UnsupportedAction(m) => {
+            format!("unsupported action: {}", clip(m, MAX_REASON))
+        }
         wit::PolicyError::Internal(m) => clip(m, MAX_REASON).to_owned(),
     }
 }

@@ -31,6 +31,10 @@ pub struct ManageRequest {
 
 /// One parsed request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one request; boxing would add an allocation per decision"
+)]
 pub enum Request {
     /// `local.exec` or `tool.call`.
     Decide(DecideRequest),
@@ -107,7 +111,15 @@ impl DecideResponse {
         groups
             .into_iter()
             .filter(|g| !g.rules.is_empty())
-            .map(|g| g.rules.into_iter().map(|s| WireSuggestion { rule: s.rule, label: s.label }).collect())
+            .map(|g| {
+                g.rules
+                    .into_iter()
+                    .map(|s| WireSuggestion {
+                        rule: s.rule,
+                        label: s.label,
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
@@ -125,7 +137,10 @@ pub struct ManageResponse {
 impl ManageResponse {
     /// An outcome with a reason.
     pub fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
-        Self { outcome, reason: Some(reason.into()) }
+        Self {
+            outcome,
+            reason: Some(reason.into()),
+        }
     }
 }
 
@@ -270,23 +285,29 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
             }))
         }
         "local.exec.approve" | "local.exec.revoke" => {
-            let operation =
-                if action == "local.exec.approve" { Operation::Approve } else { Operation::Revoke };
+            let operation = if action == "local.exec.approve" {
+                Operation::Approve
+            } else {
+                Operation::Revoke
+            };
             let l: ManageLine = serde_json::from_slice(line).map_err(|e| {
                 RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
             })?;
             match l.token_id {
-                Some(token_id) if !token_id.is_empty() => {
-                    Ok(Request::Manage(ManageRequest { operation, token_id }))
-                }
+                Some(token_id) if !token_id.is_empty() => Ok(Request::Manage(ManageRequest {
+                    operation,
+                    token_id,
+                })),
                 _ => Err(RequestError::UnsupportedManagement(format!(
                     "{action} needs a `token_id` field naming the token"
                 ))),
             }
         }
-        other if other.starts_with("local.exec.") => Err(RequestError::UnsupportedManagement(
-            format!("management action `{other}` is not supported; use `local.exec.approve` or `local.exec.revoke`"),
-        )),
+        other if other.starts_with("local.exec.") => {
+            Err(RequestError::UnsupportedManagement(format!(
+                "management action `{other}` is not supported; use `local.exec.approve` or `local.exec.revoke`"
+            )))
+        }
         other => Err(RequestError::UnknownAction(other.to_owned())),
     }
 }
@@ -310,11 +331,19 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_denied_with_the_contract_phrase() {
-        for line in ["not json", "[1,2]", "{}", "{\"action\": 5}", "{\"action\":\"local.exec\"}"] {
+        for line in [
+            "not json",
+            "[1,2]",
+            "{}",
+            "{\"action\": 5}",
+            "{\"action\":\"local.exec\"}",
+        ] {
             let reason = reason_of(line);
             assert!(reason.starts_with("malformed request:"), "{line}: {reason}");
         }
-        let reason = reason_of(r#"{"action":"local.exec","sandbox_id":"s","session_id":"x","profile":"p","hitl_mode":"h"}"#);
+        let reason = reason_of(
+            r#"{"action":"local.exec","sandbox_id":"s","session_id":"x","profile":"p","hitl_mode":"h"}"#,
+        );
         assert!(reason.contains("executable"), "{reason}");
     }
 
@@ -326,21 +355,31 @@ mod tests {
     #[test]
     fn management_without_token_or_of_unknown_kind_is_unsupported() {
         assert!(reason_of(r#"{"action":"local.exec.approve"}"#).contains("token_id"));
-        assert!(reason_of(r#"{"action":"local.exec.frobnicate","token_id":"t"}"#).contains("frobnicate"));
+        assert!(
+            reason_of(r#"{"action":"local.exec.frobnicate","token_id":"t"}"#)
+                .contains("frobnicate")
+        );
     }
 
     #[test]
     fn unknown_fields_are_ignored_and_args_default_to_empty() {
         let r = parse_request(br#"{"action":"local.exec","executable":"ls","sandbox_id":"s","session_id":"x","profile":"p","hitl_mode":"h","extra":{"a":1}}"#).unwrap();
-        let Request::Decide(d) = r else { panic!("not a decide request") };
-        let Action::LocalExec(e) = d.action else { panic!("not local.exec") };
+        let Request::Decide(d) = r else {
+            panic!("not a decide request")
+        };
+        let Action::LocalExec(e) = d.action else {
+            panic!("not local.exec")
+        };
         assert!(e.args.is_empty());
     }
 
     #[test]
     fn oversized_lines_are_malformed() {
         let line = vec![b' '; MAX_LINE + 1];
-        assert!(matches!(parse_request(&line), Err(RequestError::Malformed(_))));
+        assert!(matches!(
+            parse_request(&line),
+            Err(RequestError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -353,7 +392,10 @@ mod tests {
             suggestions: vec![],
         });
         assert_eq!(r.to_line(), r#"{"decision":"allow"}"#);
-        let m = Response::Manage(ManageResponse { outcome: Outcome::AlreadyConsumed, reason: None });
+        let m = Response::Manage(ManageResponse {
+            outcome: Outcome::AlreadyConsumed,
+            reason: None,
+        });
         assert_eq!(m.to_line(), r#"{"outcome":"already_consumed"}"#);
     }
 }
@@ -424,9 +466,18 @@ mod read_line_tests {
         input.extend_from_slice(b"\nlast");
         let mut reader = tokio::io::BufReader::new(&input[..]);
         let mut buf = Vec::new();
-        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Complete(b"first".to_vec()));
-        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::TooLong);
-        assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Complete(b"last".to_vec()));
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.unwrap(),
+            Line::Complete(b"first".to_vec())
+        );
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.unwrap(),
+            Line::TooLong
+        );
+        assert_eq!(
+            read_line(&mut reader, &mut buf).await.unwrap(),
+            Line::Complete(b"last".to_vec())
+        );
         assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Eof);
     }
 }

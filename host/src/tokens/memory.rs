@@ -65,8 +65,10 @@ impl TokenStore for MemoryStore {
             .lock()
             .values()
             .filter(|t| {
-                matches!(t.state, super::TokenState::Pending | super::TokenState::Approved)
-                    && !t.lapsed(now)
+                matches!(
+                    t.state,
+                    super::TokenState::Pending | super::TokenState::Approved
+                ) && !t.lapsed(now)
             })
             .cloned()
             .collect();

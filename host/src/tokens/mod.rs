@@ -71,7 +71,8 @@ pub struct Token {
 impl Token {
     /// Whether a live (pending or approved) token is past its expiry at `now`.
     fn lapsed(&self, now: Millis) -> bool {
-        matches!(self.state, TokenState::Pending | TokenState::Approved) && now >= self.expires_at_ms
+        matches!(self.state, TokenState::Pending | TokenState::Approved)
+            && now >= self.expires_at_ms
     }
 
     /// Whether the record may be forgotten at `now`: past its expiry by more than `grace_ms`,
@@ -305,15 +306,53 @@ mod tests {
     fn redeem_follows_the_contract_order() {
         let good = action("s", Some("a"));
         let fp = good.fingerprint();
-        let p = Presented { fingerprint: &fp, action: &good };
+        let p = Presented {
+            fingerprint: &fp,
+            action: &good,
+        };
         let cases = [
-            (TokenState::Consumed, 10, Redemption::AlreadyConsumed, TokenState::Consumed),
-            (TokenState::Revoked, 10, Redemption::Revoked, TokenState::Revoked),
-            (TokenState::Expired, 10, Redemption::Expired, TokenState::Expired),
-            (TokenState::Pending, 1000, Redemption::Expired, TokenState::Expired),
-            (TokenState::Approved, 5000, Redemption::Expired, TokenState::Expired),
-            (TokenState::Pending, 10, Redemption::Pending, TokenState::Pending),
-            (TokenState::Approved, 10, Redemption::Allowed, TokenState::Consumed),
+            (
+                TokenState::Consumed,
+                10,
+                Redemption::AlreadyConsumed,
+                TokenState::Consumed,
+            ),
+            (
+                TokenState::Revoked,
+                10,
+                Redemption::Revoked,
+                TokenState::Revoked,
+            ),
+            (
+                TokenState::Expired,
+                10,
+                Redemption::Expired,
+                TokenState::Expired,
+            ),
+            (
+                TokenState::Pending,
+                1000,
+                Redemption::Expired,
+                TokenState::Expired,
+            ),
+            (
+                TokenState::Approved,
+                5000,
+                Redemption::Expired,
+                TokenState::Expired,
+            ),
+            (
+                TokenState::Pending,
+                10,
+                Redemption::Pending,
+                TokenState::Pending,
+            ),
+            (
+                TokenState::Approved,
+                10,
+                Redemption::Allowed,
+                TokenState::Consumed,
+            ),
         ];
         for (state, now, want, after) in cases {
             let mut t = token(state);
@@ -326,16 +365,30 @@ mod tests {
     fn redeem_checks_fingerprint_then_context() {
         let mut t = token(TokenState::Approved);
         let other = action("s", Some("a"));
-        let p = Presented { fingerprint: "0000", action: &other };
+        let p = Presented {
+            fingerprint: "0000",
+            action: &other,
+        };
         assert_eq!(redeem(&mut t, &p, 10), Redemption::FingerprintMismatch);
 
         // Same fingerprint but another session, or a bound agent missing: context mismatch.
         let fp = t.fingerprint.clone();
-        for asked in [action("other", Some("a")), action("s", None), action("s", Some("b"))] {
-            let p = Presented { fingerprint: &fp, action: &asked };
+        for asked in [
+            action("other", Some("a")),
+            action("s", None),
+            action("s", Some("b")),
+        ] {
+            let p = Presented {
+                fingerprint: &fp,
+                action: &asked,
+            };
             assert_eq!(redeem(&mut t, &p, 10), Redemption::ContextMismatch);
         }
-        assert_eq!(t.state, TokenState::Approved, "a refused retry must not consume");
+        assert_eq!(
+            t.state,
+            TokenState::Approved,
+            "a refused retry must not consume"
+        );
     }
 
     #[test]

@@ -66,9 +66,15 @@ fn build_config(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::
 }
 
 /// Pair each `--policy-config` with the `--policy` given before it on the command line.
-fn policy_specs(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<Vec<PolicySpec>> {
+fn policy_specs(
+    args: &EvalArgs,
+    matches: Option<&clap::ArgMatches>,
+) -> anyhow::Result<Vec<PolicySpec>> {
     let positions = |id: &str| -> Vec<usize> {
-        matches.and_then(|m| m.indices_of(id)).map(Iterator::collect).unwrap_or_default()
+        matches
+            .and_then(|m| m.indices_of(id))
+            .map(Iterator::collect)
+            .unwrap_or_default()
     };
     let policy_at = positions("policies");
     let config_at = positions("policy_configs");
@@ -79,15 +85,19 @@ fn policy_specs(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::
             bail!("`--policy-config` must follow the `--policy` it configures");
         };
         if std::mem::replace(&mut configured[owner], true) {
-            bail!("policy `{}` is given two `--policy-config` values", specs[owner].name);
+            bail!(
+                "policy `{}` is given two `--policy-config` values",
+                specs[owner].name
+            );
         }
         let text = match config.strip_prefix('@') {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read policy configuration `{path}`"))?,
             None => config.clone(),
         };
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("`--policy-config` for `{}` is not JSON", specs[owner].name))?;
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!("`--policy-config` for `{}` is not JSON", specs[owner].name)
+        })?;
         specs[owner].config = Some(value);
     }
     // Two policies from the same source need distinct names in reasons and audit records.
@@ -102,11 +112,17 @@ fn policy_specs(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::
     Ok(specs)
 }
 
-async fn answer_all<R: AsyncBufRead + Unpin>(host: &PolicyHost, mut reader: R) -> anyhow::Result<()> {
+async fn answer_all<R: AsyncBufRead + Unpin>(
+    host: &PolicyHost,
+    mut reader: R,
+) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
     let mut buf = Vec::new();
     loop {
-        let response = match read_line(&mut reader, &mut buf).await.context("cannot read requests")? {
+        let response = match read_line(&mut reader, &mut buf)
+            .await
+            .context("cannot read requests")?
+        {
             Line::Eof => return Ok(()),
             Line::Complete(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Line::Complete(line) => host.handle_line(&line, Operator::default()).await,
@@ -118,15 +134,23 @@ async fn answer_all<R: AsyncBufRead + Unpin>(host: &PolicyHost, mut reader: R) -
         };
         let mut out = response.to_line();
         out.push('\n');
-        stdout.write_all(out.as_bytes()).await.context("cannot write answers")?;
+        stdout
+            .write_all(out.as_bytes())
+            .await
+            .context("cannot write answers")?;
         stdout.flush().await.context("cannot write answers")?;
     }
 }
 
 /// Open a file for reading through a capability handle on its directory.
 fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("not a file name"))?;
     let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
     Ok(dir.open(name)?.into_std())
 }
