@@ -1,0 +1,700 @@
+//! The command-rules policy's logic, as a plain library: the `command-rules` guest wraps it,
+//! the host's `gavel suggest` calls it natively, and the benchmarks measure it as the native
+//! baseline.
+//!
+//! ```
+//! use command_rules_core::{Config, Policy, Request, Verdict};
+//!
+//! let config: Config = serde_json::from_str(r#"{
+//!     "global": {"allow": ["run_command(git status *)"], "deny": ["run_command(rm *)"]}
+//! }"#).unwrap();
+//! let policy = Policy::new(config).unwrap();
+//! let e = policy.evaluate(&Request::tool("run_command", "git status && /bin/rm -rf x"));
+//! assert_eq!(e.verdict, Verdict::Deny);
+//! assert_eq!(e.rule.as_deref(), Some("run_command(rm *)"));
+//! ```
+
+mod command;
+mod paths;
+mod rule;
+mod shell;
+mod suggest;
+
+pub use paths::{is_sensitive, normalize};
+pub use rule::{FILE_TOOLS, RUN_COMMAND, Rule, RuleError, is_file_tool};
+pub use shell::{Script, SimpleCommand, Word, decompose};
+
+use command::{Analysis, Inner, analyze, analyze_words};
+use paths::Anchors;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// How deeply wrappers and `sh -c` scripts are followed before giving up (fail-closed).
+const MAX_UNWRAP: usize = 16;
+
+/// A rule set as written: `{"allow": [...], "ask": [...], "deny": [...]}`, each list optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Rules that allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Rules that ask a human.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<String>,
+    /// Rules that deny.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+impl Rules {
+    /// Append `add`'s rules that are not already present, keeping order (the reference's
+    /// `SaveLocal` merge: append-only, no duplicates).
+    pub fn merge(&mut self, add: &Rules) {
+        for (mine, theirs) in [
+            (&mut self.allow, &add.allow),
+            (&mut self.ask, &add.ask),
+            (&mut self.deny, &add.deny),
+        ] {
+            for rule in theirs {
+                if !mine.contains(rule) {
+                    mine.push(rule.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The policy's configuration (its `config()` JSON). Every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Rules for every project; their denies are a floor no project rule can loosen.
+    #[serde(default)]
+    pub global: Rules,
+    /// Project-local rules, checked before the global ones.
+    #[serde(default)]
+    pub local: Rules,
+    /// Per-project rules, merged into `local` for requests naming that project.
+    #[serde(default)]
+    pub projects: HashMap<String, Rules>,
+    /// The project root path patterns starting with `/` are anchored at.
+    #[serde(default)]
+    pub project_root: Option<String>,
+    /// The home directory `~/` means.
+    #[serde(default)]
+    pub home: Option<String>,
+    /// Commands an operator may never approve (the `manage` hook vetoes approving them).
+    #[serde(default)]
+    pub never_approve: Vec<String>,
+}
+
+/// What the policy concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Let it run.
+    Allow,
+    /// A human must approve it.
+    Ask,
+    /// Do not let it run.
+    Deny,
+}
+
+/// One suggested rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// The rule, for example `run_command(npm run *)`.
+    pub rule: String,
+    /// A label for a menu.
+    pub label: String,
+}
+
+/// Suggestions for one subcommand, most specific first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuggestionGroup {
+    /// The subcommand.
+    pub subject: String,
+    /// The rules.
+    pub rules: Vec<Suggestion>,
+}
+
+/// The policy's answer for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, naming the command part and rule.
+    pub reason: String,
+    /// The rule that decided, if one did.
+    pub rule: Option<String>,
+    /// For an ask: rules that would allow it, one group per subcommand not already allowed.
+    pub suggestions: Vec<SuggestionGroup>,
+}
+
+/// A call to decide.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    tool: &'a str,
+    arg: Arg<'a>,
+    project: Option<&'a str>,
+    project_root: Option<&'a str>,
+    cwd: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+enum Arg<'a> {
+    /// A tool's argument: a shell command line for `run_command`, a path for file tools.
+    Text(&'a str),
+    /// A process start: the executable and its arguments, each word already literal.
+    Argv(&'a str, &'a [String]),
+}
+
+impl<'a> Request<'a> {
+    /// A tool call: `run_command` with a command line, a file tool with a path, or any tool.
+    pub fn tool(tool: &'a str, arg: &'a str) -> Self {
+        Self {
+            tool,
+            arg: Arg::Text(arg),
+            project: None,
+            project_root: None,
+            cwd: None,
+        }
+    }
+
+    /// A process start (a local-exec request): governed as `run_command` over its argv.
+    pub fn exec(executable: &'a str, args: &'a [String]) -> Self {
+        Self {
+            tool: RUN_COMMAND,
+            arg: Arg::Argv(executable, args),
+            project: None,
+            project_root: None,
+            cwd: None,
+        }
+    }
+
+    /// Name the project whose rules apply.
+    pub fn project(mut self, project: Option<&'a str>) -> Self {
+        self.project = project;
+        self
+    }
+
+    /// Override the configured project root, and set the working directory.
+    pub fn location(mut self, project_root: Option<&'a str>, cwd: Option<&'a str>) -> Self {
+        self.project_root = project_root;
+        self.cwd = cwd;
+        self
+    }
+}
+
+/// A configuration error: which rule (or key) is wrong and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Compiled rules of one scope.
+#[derive(Debug, Clone, Default)]
+struct RuleSet {
+    allow: Vec<Rule>,
+    ask: Vec<Rule>,
+    deny: Vec<Rule>,
+}
+
+impl RuleSet {
+    fn compile(rules: &Rules, scope: &str) -> Result<Self, ConfigError> {
+        let list = |texts: &[String], kind: &str| -> Result<Vec<Rule>, ConfigError> {
+            texts
+                .iter()
+                .map(|t| {
+                    Rule::parse(t).map_err(|e| ConfigError(format!("{e} (in `{scope}.{kind}`)")))
+                })
+                .collect()
+        };
+        Ok(Self {
+            allow: list(&rules.allow, "allow")?,
+            ask: list(&rules.ask, "ask")?,
+            deny: list(&rules.deny, "deny")?,
+        })
+    }
+
+    fn merged(&self, other: &RuleSet) -> RuleSet {
+        let cat = |a: &[Rule], b: &[Rule]| a.iter().chain(b).cloned().collect();
+        RuleSet {
+            allow: cat(&self.allow, &other.allow),
+            ask: cat(&self.ask, &other.ask),
+            deny: cat(&self.deny, &other.deny),
+        }
+    }
+
+    /// The verdict of this scope for one command part, if any rule here matches it.
+    fn match_command(&self, a: &Analysis) -> Option<(Verdict, &Rule)> {
+        let hits = |rule: &Rule, texts: &[String]| {
+            rule.tool == RUN_COMMAND
+                && match &rule.pattern {
+                    None => true,
+                    Some(glob) => texts.iter().any(|t| glob.matches(t)),
+                }
+        };
+        if let Some(r) = self.deny.iter().find(|r| hits(r, &a.views)) {
+            return Some((Verdict::Deny, r));
+        }
+        if let Some(r) = self.ask.iter().find(|r| hits(r, &a.views)) {
+            return Some((Verdict::Ask, r));
+        }
+        if a.blocker.is_none()
+            && let Some(r) = self
+                .allow
+                .iter()
+                .find(|r| hits(r, std::slice::from_ref(&a.written)))
+        {
+            return Some((Verdict::Allow, r));
+        }
+        None
+    }
+
+    fn match_path(
+        &self,
+        tool: &str,
+        path: &str,
+        anchors: &Anchors<'_>,
+    ) -> Option<(Verdict, &Rule)> {
+        let hits = |rule: &&Rule| {
+            rule.tool == tool
+                && match &rule.pattern {
+                    None => true,
+                    Some(glob) => paths::resolve_pattern(&glob.text, anchors)
+                        .is_some_and(|p| rule::Glob::path(&p).matches(path)),
+                }
+        };
+        self.first(hits)
+    }
+
+    fn match_other(&self, tool: &str, arg: &str) -> Option<(Verdict, &Rule)> {
+        let hits = |rule: &&Rule| {
+            rule.tool == tool && rule.pattern.as_ref().is_none_or(|g| g.matches(arg))
+        };
+        self.first(hits)
+    }
+
+    fn first(&self, hits: impl Fn(&&Rule) -> bool) -> Option<(Verdict, &Rule)> {
+        if let Some(r) = self.deny.iter().find(&hits) {
+            return Some((Verdict::Deny, r));
+        }
+        if let Some(r) = self.ask.iter().find(&hits) {
+            return Some((Verdict::Ask, r));
+        }
+        self.allow.iter().find(&hits).map(|r| (Verdict::Allow, r))
+    }
+
+    fn denies(&self) -> impl Iterator<Item = &Rule> {
+        self.deny.iter()
+    }
+}
+
+/// The compiled policy: parse once, evaluate many times.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    global: RuleSet,
+    local: RuleSet,
+    /// `local` merged with each project's rules.
+    projects: HashMap<String, RuleSet>,
+    project_root: Option<String>,
+    home: Option<String>,
+    never_approve: Vec<Rule>,
+}
+
+/// One part of a decision: a subcommand (or the whole call, for other tools).
+struct Part {
+    verdict: Verdict,
+    reason: String,
+    rule: Option<String>,
+    /// Suggestions could turn this part into an allow.
+    suggest: Option<SuggestionGroup>,
+}
+
+impl Policy {
+    /// Compile a configuration; an invalid rule is an error naming it.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let global = RuleSet::compile(&config.global, "global")?;
+        let local = RuleSet::compile(&config.local, "local")?;
+        let mut projects = HashMap::new();
+        for (id, rules) in &config.projects {
+            let set = RuleSet::compile(rules, &format!("projects.{id}"))?;
+            projects.insert(id.clone(), local.merged(&set));
+        }
+        let never_approve = config
+            .never_approve
+            .iter()
+            .map(|t| Rule::parse(t).map_err(|e| ConfigError(format!("{e} (in `never_approve`)"))))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            global,
+            local,
+            projects,
+            project_root: config.project_root,
+            home: config.home,
+            never_approve,
+        })
+    }
+
+    /// Parse and compile a JSON configuration.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = serde_json::from_str(text)
+            .map_err(|e| ConfigError(format!("configuration is not valid: {e}")))?;
+        Self::new(config)
+    }
+
+    fn local_for(&self, project: Option<&str>) -> &RuleSet {
+        project
+            .and_then(|p| self.projects.get(p))
+            .unwrap_or(&self.local)
+    }
+
+    /// Decide one call.
+    pub fn evaluate(&self, request: &Request<'_>) -> Evaluation {
+        let local = self.local_for(request.project);
+        match (&request.arg, request.tool) {
+            (_, RUN_COMMAND) => {
+                let (parts, error) = self.command_parts(request, local);
+                combine(parts, error)
+            }
+            (Arg::Text(path), tool) if is_file_tool(tool) => {
+                combine(vec![self.file_part(tool, path, request, local)], None)
+            }
+            (Arg::Text(arg), tool) => combine(vec![self.other_part(tool, arg, local)], None),
+            (Arg::Argv(..), _) => combine(
+                vec![],
+                Some("a process start is governed as `run_command`".into()),
+            ),
+        }
+    }
+
+    /// The `never_approve` rule an approval of this call would break, if any.
+    pub fn never_approve(&self, request: &Request<'_>) -> Option<&str> {
+        if self.never_approve.is_empty() {
+            return None;
+        }
+        let set = RuleSet {
+            deny: self.never_approve.clone(),
+            ..RuleSet::default()
+        };
+        match (&request.arg, request.tool) {
+            (_, RUN_COMMAND) => {
+                let (analyses, _) = collect(request);
+                analyses
+                    .iter()
+                    .find_map(|a| set.match_command(a).map(|(_, r)| r.text.as_str()))
+                    .and_then(|t| {
+                        self.never_approve
+                            .iter()
+                            .find(|r| r.text == t)
+                            .map(|r| r.text.as_str())
+                    })
+            }
+            (Arg::Text(arg), tool) => self
+                .never_approve
+                .iter()
+                .find(|r| r.tool == tool && r.pattern.as_ref().is_none_or(|g| g.matches(arg)))
+                .map(|r| r.text.as_str()),
+            _ => None,
+        }
+    }
+
+    fn command_parts(&self, request: &Request<'_>, local: &RuleSet) -> (Vec<Part>, Option<String>) {
+        let (analyses, error) = collect(request);
+        let parts = analyses
+            .iter()
+            .map(|a| self.command_part(a, local))
+            .collect();
+        (parts, error)
+    }
+
+    /// The scoped verdict for one subcommand: the global deny floor, then local, then global.
+    fn command_part(&self, a: &Analysis, local: &RuleSet) -> Part {
+        let subject = &a.written;
+        let global = self.global.match_command(a);
+        let chosen = match global {
+            Some((Verdict::Deny, _)) => global.map(|(v, r)| (v, r, "global")),
+            _ => local
+                .match_command(a)
+                .map(|(v, r)| (v, r, "project"))
+                .or(global.map(|(v, r)| (v, r, "global"))),
+        };
+        let suggest =
+            |this: &Policy| suggest::for_command(a, this.global.denies().chain(local.denies()));
+        match chosen {
+            Some((Verdict::Deny, rule, scope)) => Part {
+                verdict: Verdict::Deny,
+                reason: format!("`{subject}` is denied by the {scope} rule `{}`", rule.text),
+                rule: Some(rule.text.clone()),
+                suggest: None,
+            },
+            Some((Verdict::Ask, rule, scope)) => Part {
+                verdict: Verdict::Ask,
+                reason: format!(
+                    "`{subject}` needs approval by the {scope} rule `{}`",
+                    rule.text
+                ),
+                rule: Some(rule.text.clone()),
+                // A project allow can lift a global ask, never a project ask.
+                suggest: (scope == "global").then(|| suggest(self)).flatten(),
+            },
+            Some((Verdict::Allow, rule, scope)) => match &a.cap {
+                Some(cap) => Part {
+                    verdict: Verdict::Ask,
+                    reason: format!(
+                        "`{subject}` {cap}; the {scope} rule `{}` allows the command, not that",
+                        rule.text
+                    ),
+                    rule: Some(rule.text.clone()),
+                    suggest: None,
+                },
+                None => Part {
+                    verdict: Verdict::Allow,
+                    reason: format!("`{subject}` is allowed by the {scope} rule `{}`", rule.text),
+                    rule: Some(rule.text.clone()),
+                    suggest: None,
+                },
+            },
+            None => match &a.blocker {
+                Some(why) => Part {
+                    verdict: Verdict::Ask,
+                    reason: format!("`{subject}` {why}"),
+                    rule: None,
+                    suggest: None,
+                },
+                None => Part {
+                    verdict: Verdict::Ask,
+                    reason: format!("no rule allows `{subject}`"),
+                    rule: None,
+                    suggest: if a.cap.is_none() { suggest(self) } else { None },
+                },
+            },
+        }
+    }
+
+    fn anchors<'s>(&'s self, request: &'s Request<'_>) -> Anchors<'s> {
+        Anchors {
+            project_root: request.project_root.or(self.project_root.as_deref()),
+            home: self.home.as_deref(),
+            cwd: request.cwd,
+        }
+    }
+
+    fn file_part(&self, tool: &str, path: &str, request: &Request<'_>, local: &RuleSet) -> Part {
+        let anchors = self.anchors(request);
+        let resolved = paths::resolve_path(path, &anchors);
+        let global = self.global.match_path(tool, &resolved, &anchors);
+        let chosen = match global {
+            Some((Verdict::Deny, _)) => global.map(|(v, r)| (v, r, "global")),
+            _ => local
+                .match_path(tool, &resolved, &anchors)
+                .map(|(v, r)| (v, r, "project"))
+                .or(global.map(|(v, r)| (v, r, "global"))),
+        };
+        let subject = format!("{tool}({path})");
+        let sensitive = paths::is_sensitive(&resolved);
+        let part = |verdict, reason: String, rule: Option<&Rule>, suggest| Part {
+            verdict,
+            reason,
+            rule: rule.map(|r| r.text.clone()),
+            suggest,
+        };
+        match chosen {
+            Some((Verdict::Deny, r, scope)) => part(
+                Verdict::Deny,
+                format!("`{subject}` is denied by the {scope} rule `{}`", r.text),
+                Some(r),
+                None,
+            ),
+            Some((Verdict::Ask, r, scope)) => part(
+                Verdict::Ask,
+                format!(
+                    "`{subject}` needs approval by the {scope} rule `{}`",
+                    r.text
+                ),
+                Some(r),
+                None,
+            ),
+            Some((Verdict::Allow, r, _)) if sensitive => part(
+                Verdict::Ask,
+                format!(
+                    "`{subject}` touches a sensitive path; `{}` allows the tool, not that",
+                    r.text
+                ),
+                Some(r),
+                None,
+            ),
+            Some((Verdict::Allow, r, scope)) => part(
+                Verdict::Allow,
+                format!("`{subject}` is allowed by the {scope} rule `{}`", r.text),
+                Some(r),
+                None,
+            ),
+            None => part(
+                Verdict::Ask,
+                format!("no rule allows `{subject}`"),
+                None,
+                (!sensitive).then(|| suggest::for_path(tool, &resolved, anchors.project_root)),
+            ),
+        }
+    }
+
+    fn other_part(&self, tool: &str, arg: &str, local: &RuleSet) -> Part {
+        let global = self.global.match_other(tool, arg);
+        let chosen = match global {
+            Some((Verdict::Deny, _)) => global,
+            _ => local.match_other(tool, arg).or(global),
+        };
+        let subject = format!("{tool}({arg})");
+        match chosen {
+            Some((verdict, r)) => Part {
+                verdict,
+                reason: format!("`{subject}` matches `{}`", r.text),
+                rule: Some(r.text.clone()),
+                suggest: None,
+            },
+            None => Part {
+                verdict: Verdict::Ask,
+                reason: format!("no rule allows `{subject}`"),
+                rule: None,
+                suggest: Some(SuggestionGroup {
+                    subject: subject.clone(),
+                    rules: vec![Suggestion {
+                        rule: format!("{tool}({arg})"),
+                        label: format!("allow `{subject}` in this project"),
+                    }],
+                }),
+            },
+        }
+    }
+}
+
+/// Every command a request would run, analyzed: the simple commands of its script, and what
+/// their wrappers run, recursively.
+fn collect(request: &Request<'_>) -> (Vec<Analysis>, Option<String>) {
+    let mut out = Vec::new();
+    let mut error = None;
+    match &request.arg {
+        Arg::Text(script) => walk_script(script, 0, &mut out, &mut error),
+        Arg::Argv(executable, args) => {
+            let words: Vec<Word> = std::iter::once(*executable)
+                .chain(args.iter().map(String::as_str))
+                .map(Word::literal)
+                .collect();
+            // A launcher starting `bash -c SCRIPT` is running SCRIPT: the shell is the transport,
+            // and the script's commands are what the rules judge.
+            let script = command::SHELLS
+                .contains(&command::base_name(executable))
+                .then(|| command::shell_script(&words[1..]))
+                .flatten();
+            match script {
+                Some(script) => walk_script(&script, 0, &mut out, &mut error),
+                None => walk_words(&words, 0, &mut out, &mut error),
+            }
+        }
+    }
+    (out, error)
+}
+
+fn walk_script(script: &str, depth: usize, out: &mut Vec<Analysis>, error: &mut Option<String>) {
+    if depth > MAX_UNWRAP {
+        error.get_or_insert_with(|| "commands are wrapped too deeply to follow".into());
+        return;
+    }
+    let parsed = shell::decompose(script);
+    if let Some(e) = parsed.error {
+        error.get_or_insert(e);
+    }
+    for cmd in &parsed.commands {
+        if let Some(a) = analyze(cmd) {
+            follow(a, depth, out, error);
+        }
+    }
+}
+
+fn walk_words(words: &[Word], depth: usize, out: &mut Vec<Analysis>, error: &mut Option<String>) {
+    if depth > MAX_UNWRAP {
+        error.get_or_insert_with(|| "commands are wrapped too deeply to follow".into());
+        return;
+    }
+    if let Some(a) = analyze_words(words) {
+        follow(a, depth, out, error);
+    }
+}
+
+fn follow(a: Analysis, depth: usize, out: &mut Vec<Analysis>, error: &mut Option<String>) {
+    let inner = a.inner.clone();
+    out.push(a);
+    for i in inner {
+        match i {
+            Inner::Words(w) => walk_words(&w, depth + 1, out, error),
+            Inner::Script(s) => walk_script(&s, depth + 1, out, error),
+        }
+    }
+}
+
+/// Any deny is a deny; else any ask is an ask; else allow. A decomposition error never allows.
+fn combine(parts: Vec<Part>, error: Option<String>) -> Evaluation {
+    if let Some(p) = parts.iter().find(|p| p.verdict == Verdict::Deny) {
+        return Evaluation {
+            verdict: Verdict::Deny,
+            reason: p.reason.clone(),
+            rule: p.rule.clone(),
+            suggestions: vec![],
+        };
+    }
+    if let Some(e) = error {
+        return Evaluation {
+            verdict: Verdict::Ask,
+            reason: format!("the command cannot be checked safely: {e}"),
+            rule: None,
+            suggestions: vec![],
+        };
+    }
+    if parts.is_empty() {
+        return Evaluation {
+            verdict: Verdict::Ask,
+            reason: "the command is empty".into(),
+            rule: None,
+            suggestions: vec![],
+        };
+    }
+    if let Some(first) = parts.iter().find(|p| p.verdict == Verdict::Ask) {
+        let mut suggestions: Vec<SuggestionGroup> = Vec::new();
+        for group in parts.iter().filter_map(|p| p.suggest.clone()) {
+            if !group.rules.is_empty() && !suggestions.iter().any(|g| g.subject == group.subject) {
+                suggestions.push(group);
+            }
+        }
+        let others = parts.iter().filter(|p| p.verdict == Verdict::Ask).count() - 1;
+        let reason = match others {
+            0 => first.reason.clone(),
+            1 => format!("{} (and 1 more part needs approval)", first.reason),
+            n => format!("{} (and {n} more parts need approval)", first.reason),
+        };
+        return Evaluation {
+            verdict: Verdict::Ask,
+            reason,
+            rule: first.rule.clone(),
+            suggestions,
+        };
+    }
+    let reason = match parts.as_slice() {
+        [only] => only.reason.clone(),
+        many => format!("all {} commands are allowed", many.len()),
+    };
+    Evaluation {
+        verdict: Verdict::Allow,
+        reason,
+        rule: parts.first().and_then(|p| p.rule.clone()),
+        suggestions: vec![],
+    }
+}
