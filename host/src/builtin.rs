@@ -1,10 +1,16 @@
 //! Policies shipped inside the `gavel` binary, loadable as `builtin:NAME`.
 
 /// `(name, component bytes)` of every bundled policy. Built by `build.rs` from `guest-policies/`.
-const BUILTINS: &[(&str, &[u8])] = &[(
-    "default-action",
-    include_bytes!(concat!(env!("OUT_DIR"), "/components/default-action.wasm")),
-)];
+const BUILTINS: &[(&str, &[u8])] = &[
+    (
+        "default-action",
+        include_bytes!(concat!(env!("OUT_DIR"), "/components/default-action.wasm")),
+    ),
+    (
+        "command-rules",
+        include_bytes!(concat!(env!("OUT_DIR"), "/components/command-rules.wasm")),
+    ),
+];
 
 /// The component of the bundled policy `name`.
 pub(crate) fn lookup(name: &str) -> Option<&'static [u8]> {

@@ -36,6 +36,7 @@ mod decision;
 mod engine;
 mod error;
 mod host;
+pub mod permissions;
 mod policy;
 pub mod tokens;
 pub mod wire;

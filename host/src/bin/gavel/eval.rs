@@ -39,7 +39,7 @@ pub(crate) fn run(args: EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow:
         if args.request == "-" {
             answer_all(&host, BufReader::new(tokio::io::stdin())).await
         } else {
-            let file = open_file(std::path::Path::new(&args.request))
+            let file = crate::open_file(std::path::Path::new(&args.request))
                 .with_context(|| format!("cannot open request file `{}`", args.request))?;
             answer_all(&host, BufReader::new(tokio::fs::File::from_std(file))).await
         }
@@ -90,15 +90,9 @@ fn policy_specs(
                 specs[owner].name
             );
         }
-        let text = match config.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read policy configuration `{path}`"))?,
-            None => config.clone(),
-        };
-        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-            format!("`--policy-config` for `{}` is not JSON", specs[owner].name)
-        })?;
-        specs[owner].config = Some(value);
+        let text = crate::read_json_arg(config, "--policy-config")
+            .with_context(|| format!("configuring policy `{}`", specs[owner].name))?;
+        specs[owner].config = Some(serde_json::from_str(&text)?);
     }
     // Two policies from the same source need distinct names in reasons and audit records.
     let mut seen = std::collections::HashMap::<String, usize>::new();
@@ -140,17 +134,4 @@ async fn answer_all<R: AsyncBufRead + Unpin>(
             .context("cannot write answers")?;
         stdout.flush().await.context("cannot write answers")?;
     }
-}
-
-/// Open a file for reading through a capability handle on its directory.
-fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file name"))?;
-    let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
-    Ok(dir.open(name)?.into_std())
 }

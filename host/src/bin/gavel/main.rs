@@ -2,6 +2,8 @@
 //! everything else is the `gavel_host` library.
 
 mod eval;
+mod project;
+mod suggest;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ enum LogFormat {
 enum Command {
     /// Answer JSON request lines (governance and management) through a policy chain.
     Eval(eval::EvalArgs),
+    /// Show the command-rules verdict for a command and the rules that would allow it.
+    Suggest(suggest::SuggestArgs),
+    /// Merge allow rules into a project's permissions.json (append-only, atomic).
+    AllowForProject(project::AllowArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +47,8 @@ fn main() -> ExitCode {
             let sub = matches.subcommand_matches("eval");
             eval::run(args, sub)
         }
+        Command::Suggest(args) => suggest::run(args),
+        Command::AllowForProject(args) => project::run(args),
     };
     match result {
         Ok(code) => code,
@@ -61,4 +69,31 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// A JSON argument given inline or as `@FILE`, checked to be JSON.
+fn read_json_arg(value: &str, flag: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text = match value.strip_prefix('@') {
+        Some(path) => open_file(std::path::Path::new(path))
+            .and_then(std::io::read_to_string)
+            .with_context(|| format!("cannot read `{path}` given to `{flag}`"))?,
+        None => value.to_owned(),
+    };
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("the value of `{flag}` is not JSON"))?;
+    Ok(json.to_string())
+}
+
+/// Open a file for reading through a capability handle on its directory.
+fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("`{}` is not a file name", path.display())))?;
+    let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
+    Ok(dir.open(name)?.into_std())
 }
