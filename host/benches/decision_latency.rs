@@ -1,75 +1,151 @@
-//! Latency of one in-process decision through `builtin:default-action`, as a sidecar embedding
-//! the library sees it: `PolicyHost::decide` on a parsed request, and `handle_line` on the raw
-//! JSON line (parse, decide, encode). Prints median, p99 and max over many decisions.
+//! Latency of one in-process decision, as a sidecar embedding the library sees it:
+//! `builtin:default-action` through `PolicyHost::decide` and `handle_line`, and
+//! `builtin:command-rules` on a 5-part compound command against 200 rules, through the wasm
+//! policy and through the same library called natively (the baseline), measured in one run.
 //!
 //! Run: `cargo bench -p gavel-host --bench decision_latency [-- N]` (default N = 100000).
+//! Prints median, p99, p99.9 and max per scenario, and the wasm / native ratio.
 
+use command_rules_core::{Policy, Request as RulesRequest};
 use gavel_host::tokens::MemoryStore;
-use gavel_host::wire::{Request, parse_request};
+use gavel_host::wire::{DecideRequest, Request, parse_request};
 use gavel_host::{HostConfig, Operator, PolicyHost, PolicySpec};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LINE: &[u8] = br#"{"action":"local.exec","executable":"/usr/bin/git","args":["status","--short"],"sandbox_id":"sbx_1","session_id":"sess_1","agent_id":"agent_1","profile":"default","hitl_mode":"async_token"}"#;
+const EXEC_LINE: &[u8] = br#"{"action":"local.exec","executable":"/usr/bin/git","args":["status","--short"],"sandbox_id":"sbx_1","session_id":"sess_1","agent_id":"agent_1","profile":"default","hitl_mode":"async_token"}"#;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Five simple commands, all allowed by the rule set below.
+const COMPOUND: &str = "git status --short && npm run build -- --watch=false | grep -v warning; ls -la src && echo done";
+
+type Error = Box<dyn std::error::Error>;
+
+/// 200 rules: the five that matter, buried among 195 others of each kind.
+fn rules_200() -> serde_json::Value {
+    let mut allow: Vec<String> = ["git status *", "npm run *", "grep *", "ls *", "echo *"]
+        .iter()
+        .map(|p| format!("run_command({p})"))
+        .collect();
+    let mut ask = Vec::new();
+    let mut deny = vec![
+        "run_command(rm *)".to_owned(),
+        "run_command(curl *)".to_owned(),
+    ];
+    for i in 0..193 {
+        let rule = format!("run_command(tool{i} sub{i} *)");
+        match i % 3 {
+            0 => allow.push(rule),
+            1 => ask.push(rule),
+            _ => deny.push(rule),
+        }
+    }
+    assert_eq!(allow.len() + ask.len() + deny.len(), 200);
+    json!({"global": {"allow": allow, "ask": ask, "deny": deny}})
+}
+
+fn host(spec: PolicySpec) -> Result<PolicyHost, Error> {
+    let config = HostConfig {
+        policies: vec![spec],
+        ..HostConfig::default()
+    };
+    Ok(PolicyHost::new(&config, Arc::new(MemoryStore::new()))?)
+}
+
+fn decide_request(line: &[u8]) -> Result<DecideRequest, Error> {
+    match parse_request(line) {
+        Ok(Request::Decide(r)) => Ok(r),
+        _ => Err("the benchmark request does not parse".into()),
+    }
+}
+
+fn main() -> Result<(), Error> {
     let n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let config = HostConfig {
-        policies: vec![
-            PolicySpec::builtin("default-action")
-                .with_config(serde_json::json!({"action": "allow"})),
-        ],
-        ..HostConfig::default()
-    };
-    let host = PolicyHost::new(&config, Arc::new(MemoryStore::new()))?;
-    let Ok(Request::Decide(request)) = parse_request(LINE) else {
-        return Err("the benchmark request does not parse".into());
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        // Warm up: instance pool, allocator, caches.
-        for _ in 0..10_000 {
-            host.decide(&request).await;
-        }
-        let mut samples = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = host.decide(&request).await;
-            samples.push(t.elapsed());
-            std::hint::black_box(r);
-        }
-        report("PolicyHost::decide (default-action, allow)", &mut samples);
 
-        samples.clear();
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = host.handle_line(LINE, Operator::default()).await.to_line();
-            samples.push(t.elapsed());
-            std::hint::black_box(r);
+    let default_allow =
+        host(PolicySpec::builtin("default-action").with_config(json!({"action": "allow"})))?;
+    let exec = decide_request(EXEC_LINE)?;
+    let s = rt.block_on(sample(n, || default_allow.decide(&exec)));
+    report("default-action: PolicyHost::decide", s);
+    let s = rt.block_on(sample(n, || async {
+        default_allow
+            .handle_line(EXEC_LINE, Operator::default())
+            .await
+            .to_line()
+    }));
+    report("default-action: handle_line (parse+decide+encode)", s);
+
+    let rules = rules_200();
+    let native = Policy::from_json(&rules.to_string())?;
+    let rules_host = host(PolicySpec::builtin("command-rules").with_config(rules.clone()))?;
+    for (label, cmd) in [
+        ("simple command", "git status --short"),
+        ("5-part compound", COMPOUND),
+    ] {
+        let line = json!({"action": "tool.call", "tool": "run_command", "arg": cmd, "sandbox_id": "b", "session_id": "s"});
+        let request = decide_request(line.to_string().as_bytes())?;
+        let wasm = rt.block_on(sample(n, || rules_host.decide(&request)));
+        if rt.block_on(rules_host.decide(&request)).decision
+            != gavel_host::wire::WireDecision::Allow
+        {
+            return Err(format!("`{cmd}` was expected to be allowed").into());
         }
-        report(
-            "PolicyHost::handle_line (parse + decide + encode)",
-            &mut samples,
+        let native_s = rt.block_on(sample(n, || async {
+            native.evaluate(&RulesRequest::tool("run_command", cmd))
+        }));
+        let w = report(
+            &format!("command-rules, 200 rules, {label}: wasm (PolicyHost::decide)"),
+            wasm,
         );
-    });
+        let nat = report(
+            &format!("command-rules, 200 rules, {label}: native library"),
+            native_s,
+        );
+        println!(
+            "  ratio wasm/native: median {:.2}x, p99 {:.2}x",
+            w.0 / nat.0,
+            w.1 / nat.1
+        );
+    }
     Ok(())
 }
 
-fn report(what: &str, samples: &mut [Duration]) {
+/// Time `n` calls after 10% of warm-up calls.
+async fn sample<F, Fut, T>(n: usize, mut f: F) -> Vec<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    for _ in 0..n / 10 {
+        std::hint::black_box(f().await);
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = f().await;
+        samples.push(t.elapsed());
+        std::hint::black_box(r);
+    }
+    samples
+}
+
+/// Print a line; return (median, p99) in microseconds.
+fn report(what: &str, mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at =
+        |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    let (median, p99) = (at(0.5), at(0.99));
     println!(
-        "{what}: n={} median={:.2}us p99={:.2}us p99.9={:.2}us max={:.2}us",
+        "{what}: n={} median={median:.2}us p99={p99:.2}us p99.9={:.2}us max={:.2}us",
         samples.len(),
-        us(at(0.5)),
-        us(at(0.99)),
-        us(at(0.999)),
-        us(at(1.0)),
+        at(0.999),
+        at(1.0)
     );
+    (median, p99)
 }

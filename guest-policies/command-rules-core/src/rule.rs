@@ -110,13 +110,15 @@ pub struct Glob {
     /// The normalized pattern text.
     pub text: String,
     tokens: Vec<Token>,
+    /// The literal text before the first wildcard: a cheap first test of every subject.
+    prefix: String,
     /// A command pattern ending in ` *` also matches the bare prefix before it.
     bare_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
-    Literal(char),
+    Literal(u8),
     /// `*` in a command pattern, `**` in a path pattern: anything.
     Any,
     /// `*` in a path pattern: anything but `/`.
@@ -130,9 +132,9 @@ impl Glob {
     pub fn command(pattern: &str) -> Self {
         let text = pattern.split_whitespace().collect::<Vec<_>>().join(" ");
         let tokens = text
-            .chars()
+            .bytes()
             .map(|c| {
-                if c == '*' {
+                if c == b'*' {
                     Token::Any
                 } else {
                     Token::Literal(c)
@@ -141,6 +143,7 @@ impl Glob {
             .collect();
         let bare_prefix = text.strip_suffix(" *").map(str::to_owned);
         Self {
+            prefix: literal_prefix(&text),
             text,
             tokens,
             bare_prefix,
@@ -149,20 +152,20 @@ impl Glob {
 
     /// A path pattern, already resolved to an absolute path where it had a prefix.
     pub fn path(pattern: &str) -> Self {
-        let chars: Vec<char> = pattern.chars().collect();
+        let bytes = pattern.as_bytes();
         let mut tokens = Vec::new();
         let mut i = 0;
-        while i < chars.len() {
-            match (chars[i], chars.get(i + 1), chars.get(i + 2)) {
-                ('*', Some('*'), Some('/')) => {
+        while i < bytes.len() {
+            match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+                (b'*', Some(b'*'), Some(b'/')) => {
                     tokens.push(Token::AnyDirs);
                     i += 3;
                 }
-                ('*', Some('*'), _) => {
+                (b'*', Some(b'*'), _) => {
                     tokens.push(Token::Any);
                     i += 2;
                 }
-                ('*', _, _) => {
+                (b'*', _, _) => {
                     tokens.push(Token::AnyInSegment);
                     i += 1;
                 }
@@ -174,6 +177,7 @@ impl Glob {
         }
         Self {
             text: pattern.to_owned(),
+            prefix: literal_prefix(pattern),
             tokens,
             bare_prefix: None,
         }
@@ -184,14 +188,20 @@ impl Glob {
         if self.bare_prefix.as_deref() == Some(subject) {
             return true;
         }
-        let s: Vec<char> = subject.chars().collect();
-        wildcard(&self.tokens, &s)
+        // Most rules fail here, without touching the matcher. Byte-wise matching is exact for
+        // UTF-8: a wildcard run always ends where a literal byte (never a continuation byte of
+        // another character) matches.
+        subject.starts_with(&self.prefix) && wildcard(&self.tokens, subject.as_bytes())
     }
+}
+
+fn literal_prefix(pattern: &str) -> String {
+    pattern.split('*').next().unwrap_or("").to_owned()
 }
 
 /// Wildcard matching with a backtracking stack of stars. A plain `*` that cannot grow ends the
 /// search at once (no earlier star can help it), which keeps command patterns O(n * m).
-fn wildcard(p: &[Token], s: &[char]) -> bool {
+fn wildcard(p: &[Token], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0usize, 0usize);
     // (index of the star in `p`, where its match currently ends in `s`)
     let mut stars: Vec<(usize, usize)> = Vec::new();
@@ -222,8 +232,11 @@ fn wildcard(p: &[Token], s: &[char]) -> bool {
             let grown = match p[star] {
                 Token::Any if end < s.len() => Some(end + 1),
                 Token::Any => return false,
-                Token::AnyInSegment if end < s.len() && s[end] != '/' => Some(end + 1),
-                Token::AnyDirs => s[end..].iter().position(|&c| c == '/').map(|i| end + i + 1),
+                Token::AnyInSegment if end < s.len() && s[end] != b'/' => Some(end + 1),
+                Token::AnyDirs => s[end..]
+                    .iter()
+                    .position(|&c| c == b'/')
+                    .map(|i| end + i + 1),
                 _ => None,
             };
             if let Some(end) = grown {
