@@ -22,6 +22,8 @@ pub struct ChainDecision {
     pub rule_id: Option<String>,
     /// Suggestions from every policy that asked.
     pub suggestions: Vec<SuggestionGroup>,
+    /// The kind of failure when the deciding policy failed (a failure is always a deny).
+    pub failure: Option<&'static str>,
 }
 
 /// A loaded policy's identity, for audit records and `gavel inspect`.
@@ -37,6 +39,8 @@ pub struct PolicyInfo {
 
 pub(crate) struct Chain {
     policies: Vec<Policy>,
+    /// `name@sha256:digest` of every policy, for audit records.
+    digests: Vec<String>,
 }
 
 impl Chain {
@@ -56,7 +60,16 @@ impl Chain {
                 limits,
             )?);
         }
-        Ok(Self { policies })
+        let digests = policies
+            .iter()
+            .map(|p| format!("{}@sha256:{}", p.name(), p.digest()))
+            .collect();
+        Ok(Self { policies, digests })
+    }
+
+    /// `name@sha256:digest` of every policy, in order.
+    pub(crate) fn digests(&self) -> &[String] {
+        &self.digests
     }
 
     pub(crate) fn info(&self) -> Vec<PolicyInfo> {
@@ -103,6 +116,7 @@ impl Chain {
                 policy: String::new(),
                 rule_id: None,
                 suggestions: Vec::new(),
+                failure: None,
             },
         }
     }
@@ -122,7 +136,7 @@ impl Chain {
 
 fn conclude(policy: &Policy, d: PolicyDecision) -> ChainDecision {
     let name = policy.name();
-    let reason = if d.failure {
+    let reason = if d.failure.is_some() {
         d.reason
     } else {
         let what = if d.reason.is_empty() {
@@ -141,5 +155,6 @@ fn conclude(policy: &Policy, d: PolicyDecision) -> ChainDecision {
         policy: name.to_owned(),
         rule_id: d.rule_id,
         suggestions: d.suggestions,
+        failure: d.failure,
     }
 }

@@ -14,6 +14,40 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostConfig {
+    /// The governance socket `gavel serve` listens on (default `$XDG_RUNTIME_DIR/gavel/exec.sock`,
+    /// else `./gavel.sock`).
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// A separate socket for approve, revoke, list and show; when set, the governance socket
+    /// refuses them (so an agent that reaches the launcher's socket cannot approve itself).
+    #[serde(default)]
+    pub management_socket: Option<PathBuf>,
+    /// UIDs besides the server's own admitted on the management socket.
+    #[serde(default)]
+    pub management_uids: Vec<u32>,
+    /// Connections served at once per socket; more wait to be accepted.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// A client that sends nothing for this long is disconnected.
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Append one JSON line per decision and management operation here.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// `deny` (default): an answer whose record cannot be written is a deny; `continue`: answer
+    /// anyway and log the failure.
+    #[serde(default)]
+    pub audit_failure: crate::audit::AuditFailure,
+    /// Replace request arguments by their count in audit and approval records.
+    #[serde(default)]
+    pub audit_redact_args: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`.
+    #[serde(default)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How often `gavel serve` checks the configuration and policy files for changes, in ms
+    /// (0: only on SIGHUP).
+    #[serde(default = "defaults::watch_ms")]
+    pub watch_ms: u64,
     /// How long an issued approval token stays usable.
     #[serde(default = "defaults::token_ttl_ms")]
     pub token_ttl_ms: u64,
@@ -46,6 +80,16 @@ pub struct HostConfig {
 impl Default for HostConfig {
     fn default() -> Self {
         Self {
+            socket: None,
+            management_socket: None,
+            management_uids: Vec::new(),
+            max_connections: defaults::max_connections(),
+            idle_timeout_ms: defaults::idle_timeout_ms(),
+            audit_log: None,
+            audit_failure: crate::audit::AuditFailure::default(),
+            audit_redact_args: false,
+            metrics_addr: None,
+            watch_ms: defaults::watch_ms(),
             token_ttl_ms: defaults::token_ttl_ms(),
             retry_after_ms: defaults::retry_after_ms(),
             token_grace_ms: defaults::token_grace_ms(),
@@ -60,6 +104,15 @@ impl Default for HostConfig {
 }
 
 mod defaults {
+    pub(super) fn max_connections() -> usize {
+        1024
+    }
+    pub(super) fn idle_timeout_ms() -> u64 {
+        10_000
+    }
+    pub(super) fn watch_ms() -> u64 {
+        1000
+    }
     pub(super) fn yes() -> bool {
         true
     }
@@ -315,8 +368,16 @@ impl HostConfig {
                 *p = base.join(&*p);
             }
         };
-        if let Some(dir) = &mut self.cache_dir {
-            resolve(dir);
+        for path in [
+            &mut self.cache_dir,
+            &mut self.socket,
+            &mut self.management_socket,
+            &mut self.audit_log,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(path);
         }
         for policy in &mut self.policies {
             if let Some(p) = &mut policy.path {
@@ -325,6 +386,27 @@ impl HostConfig {
             if let Some(p) = &mut policy.config_file {
                 resolve(p);
             }
+        }
+    }
+
+    /// Every file the chain is built from: policy components and configuration files.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        self.policies
+            .iter()
+            .flat_map(|p| p.path.iter().chain(p.config_file.iter()))
+            .cloned()
+            .collect()
+    }
+
+    /// The governance socket: as configured, else `$XDG_RUNTIME_DIR/gavel/exec.sock`, else
+    /// `./gavel.sock`.
+    pub fn socket_path(&self) -> PathBuf {
+        if let Some(p) = &self.socket {
+            return p.clone();
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("gavel").join("exec.sock"),
+            None => PathBuf::from("gavel.sock"),
         }
     }
 
@@ -377,6 +459,17 @@ impl HostConfig {
                 "`limits.max_stack_kib` = {} is outside 64..=8192",
                 self.limits.max_stack_kib
             )));
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Config("`max_connections` must be at least 1".into()));
+        }
+        if self.idle_timeout_ms == 0 {
+            return Err(Error::Config("`idle_timeout_ms` must be at least 1".into()));
+        }
+        if self.socket.is_some() && self.socket == self.management_socket {
+            return Err(Error::Config(
+                "`socket` and `management_socket` must be different paths".into(),
+            ));
         }
         if self.limits.max_uses == 0 {
             return Err(Error::Config("`limits.max_uses` must be at least 1".into()));

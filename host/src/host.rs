@@ -2,22 +2,27 @@
 //!
 //! A fresh request runs the policy chain; an `ask` issues a pending token. A retry presents its
 //! token to the store, which applies the contract's rules atomically. An operator's approve or
-//! revoke is first put to every policy's `manage` hook, then applied by the store.
+//! revoke is first put to every policy's `manage` hook, then applied by the store. Every answer
+//! is counted in the metrics and, when an audit log is configured, recorded before it is given.
 
 use crate::action::Action;
-use crate::chain::{Chain, ChainDecision, PolicyInfo};
+use crate::audit::{AuditFailure, AuditLog, AuditRecord};
+use crate::chain::{Chain, PolicyInfo};
 use crate::clock::{Clock, SystemClock};
 use crate::config::HostConfig;
 use crate::decision::Verdict;
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::tokens::{
     self, Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
 };
 use crate::wire::{
-    DecideRequest, DecideResponse, ManageRequest, ManageResponse, Request, Response, WireDecision,
+    ApprovalRecord, DecideRequest, DecideResponse, ManageRequest, ManageResponse, Query,
+    QueryResponse, Request, Response, WireDecision,
 };
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 /// The policy host a sidecar embeds: cheap to clone, shareable across tokio tasks, and its
 /// `decide`/`manage` never panic and never fail: every problem is an answer with a reason.
@@ -27,27 +32,107 @@ pub struct PolicyHost {
 }
 
 struct Inner {
+    /// The engine every chain of this host is compiled on; reloads reuse it.
+    runtime: Arc<Runtime>,
     /// The chain in force; a reload swaps the `Arc`, and in-flight decisions keep the old one.
     chain: RwLock<Arc<Chain>>,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
+    audit: Option<AuditLog>,
+    metrics: Metrics,
     token_ttl_ms: u64,
     token_grace_ms: u64,
     retry_after_ms: u64,
     expected_sandbox_id: Option<String>,
+    /// Replace arguments by a count in audit records and approval records.
+    redact_args: bool,
 }
 
-/// Who sent a management request, when the transport knows.
+/// Who sent a request, when the transport knows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Operator {
     /// The peer's Unix UID.
     pub uid: Option<u32>,
 }
 
+/// Builds a [`PolicyHost`]: the chain from a configuration, plus a store, a clock and an audit
+/// log of the caller's choosing.
+pub struct HostBuilder<'c> {
+    config: &'c HostConfig,
+    store: Option<Arc<dyn TokenStore>>,
+    clock: Arc<dyn Clock>,
+    audit: Option<AuditLog>,
+}
+
+impl HostBuilder<'_> {
+    /// Keep tokens in `store` (default: in memory).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Read time from `clock` (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Record every answer in `audit`.
+    pub fn audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Load the chain and build the host.
+    pub fn build(self) -> Result<PolicyHost, Error> {
+        let config = self.config;
+        config.validate()?;
+        let runtime = Arc::new(Runtime::new(&config.engine_options()).map_err(Error::Engine)?);
+        let chain = Chain::load(&runtime, config)?;
+        Ok(PolicyHost {
+            inner: Arc::new(Inner {
+                runtime,
+                chain: RwLock::new(Arc::new(chain)),
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(tokens::MemoryStore::new())),
+                clock: self.clock,
+                audit: self.audit,
+                metrics: Metrics::default(),
+                token_ttl_ms: config.token_ttl_ms,
+                token_grace_ms: config.token_grace_ms,
+                retry_after_ms: config.retry_after_ms,
+                expected_sandbox_id: config.expected_sandbox_id.clone(),
+                redact_args: config.audit_redact_args,
+            }),
+        })
+    }
+}
+
+/// What happened besides the answer, for the audit record and metrics.
+#[derive(Default)]
+struct Trail {
+    policy: Option<String>,
+    rule: Option<String>,
+    token_id: Option<String>,
+    transition: Option<&'static str>,
+    failure: Option<&'static str>,
+}
+
 impl PolicyHost {
+    /// A builder over `config`.
+    pub fn builder(config: &HostConfig) -> HostBuilder<'_> {
+        HostBuilder {
+            config,
+            store: None,
+            clock: Arc::new(SystemClock),
+            audit: None,
+        }
+    }
+
     /// Load the configured chain and build a host over `store`, on the system clock.
     pub fn new(config: &HostConfig, store: Arc<dyn TokenStore>) -> Result<Self, Error> {
-        Self::with_clock(config, store, Arc::new(SystemClock))
+        Self::builder(config).store(store).build()
     }
 
     /// As [`PolicyHost::new`], with a clock of the caller's (tests drive expiry with one).
@@ -56,20 +141,7 @@ impl PolicyHost {
         store: Arc<dyn TokenStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        config.validate()?;
-        let runtime = Arc::new(Runtime::new(&config.engine_options()).map_err(Error::Engine)?);
-        let chain = Chain::load(&runtime, config)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                chain: RwLock::new(Arc::new(chain)),
-                store,
-                clock,
-                token_ttl_ms: config.token_ttl_ms,
-                token_grace_ms: config.token_grace_ms,
-                retry_after_ms: config.retry_after_ms,
-                expected_sandbox_id: config.expected_sandbox_id.clone(),
-            }),
-        })
+        Self::builder(config).store(store).clock(clock).build()
     }
 
     /// The policies in force, in chain order.
@@ -77,51 +149,121 @@ impl PolicyHost {
         self.chain().info()
     }
 
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     fn chain(&self) -> Arc<Chain> {
         Arc::clone(&self.inner.chain.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Build the chain of `config` (load, compile, configure every policy) and swap it in.
+    /// On any failure the old chain stays in force. Decisions already running finish on the
+    /// chain they started with. Blocking: call it off the async runtime's workers.
+    pub fn reload(&self, config: &HostConfig) -> Result<Vec<PolicyInfo>, Error> {
+        let built = config
+            .validate()
+            .and_then(|()| Chain::load(&self.inner.runtime, config));
+        self.inner.metrics.reload(built.is_ok());
+        let chain = built?;
+        let info = chain.info();
+        *self.inner.chain.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(chain);
+        Ok(info)
     }
 
     /// Answer one request line (without its newline) as the socket and `gavel eval` do.
     pub async fn handle_line(&self, line: &[u8], operator: Operator) -> Response {
         match crate::wire::parse_request(line) {
-            Ok(Request::Decide(r)) => Response::Decide(self.decide(&r).await),
+            Ok(Request::Decide(r)) => Response::Decide(self.decide_as_peer(&r, operator).await),
             Ok(Request::Manage(r)) => Response::Manage(self.manage(&r, operator).await),
+            Ok(Request::Query(q)) => Response::Query(Box::new(self.query(&q).await)),
             Err(e) => e.response(),
         }
     }
 
     /// Decide a fresh request or a retry, per the wire contract's decision flow.
     pub async fn decide(&self, request: &DecideRequest) -> DecideResponse {
+        self.decide_as_peer(request, Operator::default()).await
+    }
+
+    /// As [`PolicyHost::decide`], recording the peer's UID in the audit record.
+    pub async fn decide_as_peer(&self, request: &DecideRequest, peer: Operator) -> DecideResponse {
+        let started = Instant::now();
+        let chain = self.chain();
+        let (mut response, trail) = self.decide_inner(request, &chain).await;
+        let metrics = &self.inner.metrics;
+        if let (Some(policy), Some(kind)) = (&trail.policy, trail.failure) {
+            metrics.failure(policy, kind);
+        }
+        if let Some(audit) = &self.inner.audit {
+            let record = self.decision_record(request, &response, &trail, &chain, peer);
+            if let Err(e) = audit.record(&record).await
+                && audit.mode() == AuditFailure::Deny
+            {
+                response = DecideResponse::deny(format!(
+                    "denied because the decision could not be audited: {e}"
+                ));
+            }
+        }
+        let verdict = match response.decision {
+            WireDecision::Allow => "allow",
+            WireDecision::Deny => "deny",
+            WireDecision::PendingHitl => "pending_hitl",
+        };
+        metrics.decision(
+            verdict,
+            trail.policy.as_deref().unwrap_or(""),
+            started.elapsed().as_secs_f64(),
+        );
+        response
+    }
+
+    async fn decide_inner(
+        &self,
+        request: &DecideRequest,
+        chain: &Chain,
+    ) -> (DecideResponse, Trail) {
         let inner = &self.inner;
         let action = &request.action;
         if let Some(expected) = &inner.expected_sandbox_id
             && action.sandbox_id() != expected
         {
-            return DecideResponse::deny(format!(
+            let reason = format!(
                 "sandbox `{}` is not the sandbox this server is bound to",
                 action.sandbox_id()
-            ));
+            );
+            return (DecideResponse::deny(reason), Trail::default());
         }
         let fingerprint = action.fingerprint();
         match &request.approval_token {
-            None => self.decide_fresh(action, fingerprint).await,
+            None => self.decide_fresh(action, fingerprint, chain).await,
             Some(token_id) => {
                 if let Some(client) = &request.request_fingerprint
                     && !client.eq_ignore_ascii_case(&fingerprint)
                 {
-                    return DecideResponse::deny(
-                        "fingerprint mismatch: the request_fingerprint sent does not match the request",
-                    );
+                    let reason = "fingerprint mismatch: the request_fingerprint sent does not match the request";
+                    return (DecideResponse::deny(reason), Trail::default());
                 }
                 self.retry(action, token_id, &fingerprint).await
             }
         }
     }
 
-    async fn decide_fresh(&self, action: &Action, fingerprint: String) -> DecideResponse {
-        let chain = self.chain();
-        let decision: ChainDecision = chain.decide(action);
-        match decision.verdict {
+    async fn decide_fresh(
+        &self,
+        action: &Action,
+        fingerprint: String,
+        chain: &Chain,
+    ) -> (DecideResponse, Trail) {
+        let decision = chain.decide(action);
+        let mut trail = Trail {
+            policy: Some(decision.policy.clone()),
+            rule: decision.rule_id.clone(),
+            failure: decision.failure,
+            ..Trail::default()
+        };
+        let response = match decision.verdict {
             Verdict::Allow => DecideResponse {
                 decision: WireDecision::Allow,
                 reason: Some(decision.reason),
@@ -145,10 +287,13 @@ impl PolicyHost {
                 };
                 let id = token.id.clone();
                 if let Err(e) = self.inner.store.insert(token).await {
-                    return DecideResponse::deny(format!(
+                    let reason = format!(
                         "a human must approve this, but no approval token could be issued: {e}"
-                    ));
+                    );
+                    return (DecideResponse::deny(reason), trail);
                 }
+                trail.token_id = Some(id.clone());
+                trail.transition = Some("issued");
                 DecideResponse {
                     decision: WireDecision::PendingHitl,
                     reason: Some(decision.reason),
@@ -157,28 +302,43 @@ impl PolicyHost {
                     suggestions: DecideResponse::suggestions_from(decision.suggestions),
                 }
             }
-        }
+        };
+        (response, trail)
     }
 
-    async fn retry(&self, action: &Action, token_id: &str, fingerprint: &str) -> DecideResponse {
+    async fn retry(
+        &self,
+        action: &Action,
+        token_id: &str,
+        fingerprint: &str,
+    ) -> (DecideResponse, Trail) {
         let now = self.inner.clock.now_ms();
         let presented = Presented {
             fingerprint,
             action,
         };
+        let mut trail = Trail {
+            token_id: Some(token_id.to_owned()),
+            ..Trail::default()
+        };
         let redemption = match self.inner.store.redeem(token_id, &presented, now).await {
             Ok(r) => r,
-            Err(e) => return DecideResponse::deny(e.to_string()),
+            Err(e) => return (DecideResponse::deny(e.to_string()), trail),
         };
         let deny = |why: &str| DecideResponse::deny(format!("approval token {why}"));
-        match redemption {
-            Redemption::Allowed => DecideResponse {
-                decision: WireDecision::Allow,
-                reason: Some("approved by an operator; the approval token is now consumed".into()),
-                approval_token: None,
-                retry_after_ms: None,
-                suggestions: Vec::new(),
-            },
+        let response = match redemption {
+            Redemption::Allowed => {
+                trail.transition = Some("consumed");
+                DecideResponse {
+                    decision: WireDecision::Allow,
+                    reason: Some(
+                        "approved by an operator; the approval token is now consumed".into(),
+                    ),
+                    approval_token: None,
+                    retry_after_ms: None,
+                    suggestions: Vec::new(),
+                }
+            }
             Redemption::Pending => DecideResponse {
                 decision: WireDecision::PendingHitl,
                 reason: Some("still waiting for an operator to approve".into()),
@@ -189,27 +349,76 @@ impl PolicyHost {
             Redemption::NotFound => deny("not found"),
             Redemption::AlreadyConsumed => deny("already consumed"),
             Redemption::Revoked => deny("revoked"),
-            Redemption::Expired => deny("expired"),
+            Redemption::Expired => {
+                trail.transition = Some("expired");
+                deny("expired")
+            }
             Redemption::FingerprintMismatch => {
                 deny("fingerprint mismatch: the token was issued for another request")
             }
             Redemption::ContextMismatch => {
                 deny("context mismatch: the token was issued to another session, sandbox or agent")
             }
-        }
+        };
+        (response, trail)
     }
 
     /// Approve or revoke a token, after every `manage` hook permits it.
     pub async fn manage(&self, request: &ManageRequest, operator: Operator) -> ManageResponse {
+        let (mut response, transition) = self.manage_inner(request, operator).await;
+        let action = match request.operation {
+            Operation::Approve => "local.exec.approve",
+            Operation::Revoke => "local.exec.revoke",
+        };
+        if let Some(audit) = &self.inner.audit {
+            let record = AuditRecord {
+                time_ms: self.inner.clock.now_ms(),
+                id: uuid::Uuid::new_v4().to_string(),
+                action: action.into(),
+                verdict: outcome_name(response.outcome).into(),
+                reason: response.reason.clone(),
+                policies: self.chain().digests().to_vec(),
+                token_id: Some(request.token_id.clone()),
+                transition: transition.map(Into::into),
+                peer_uid: operator.uid,
+                ..AuditRecord::default()
+            };
+            if let Err(e) = audit.record(&record).await
+                && audit.mode() == AuditFailure::Deny
+            {
+                // The change may already be applied; say so rather than pretend it was not.
+                response = ManageResponse::new(
+                    Outcome::Denied,
+                    format!(
+                        "the operation could not be audited ({e}); its outcome was `{}`",
+                        outcome_name(response.outcome)
+                    ),
+                );
+            }
+        }
+        self.inner
+            .metrics
+            .management(action, outcome_name(response.outcome));
+        response
+    }
+
+    async fn manage_inner(
+        &self,
+        request: &ManageRequest,
+        operator: Operator,
+    ) -> (ManageResponse, Option<&'static str>) {
         let id = &request.token_id;
         let now = self.inner.clock.now_ms();
         let store = &self.inner.store;
         let token = match store.get(id, now).await {
             Ok(Some(token)) => token,
             Ok(None) => {
-                return ManageResponse::new(Outcome::NotFound, format!("token `{id}` not found"));
+                return (
+                    ManageResponse::new(Outcome::NotFound, format!("token `{id}` not found")),
+                    None,
+                );
             }
-            Err(e) => return ManageResponse::new(Outcome::Denied, e.to_string()),
+            Err(e) => return (ManageResponse::new(Outcome::Denied, e.to_string()), None),
         };
         // Policies are asked only about a change of state; idempotent repeats and refusals the
         // table already decides need no one's permission.
@@ -220,14 +429,135 @@ impl PolicyHost {
                     | (TokenState::Revoked, Operation::Revoke)
             );
         if changes && let Err(veto) = self.chain().manage(request.operation, &token, operator.uid) {
-            return ManageResponse::new(Outcome::Denied, veto);
+            return (ManageResponse::new(Outcome::Denied, veto), None);
         }
         match store.apply(id, request.operation, now).await {
-            Ok(outcome) => ManageResponse {
-                outcome,
-                reason: outcome_reason(outcome, id),
+            Ok(outcome) => {
+                let transition = match (outcome, request.operation) {
+                    (Outcome::Ok, _) if !changes => None,
+                    (Outcome::Ok, Operation::Approve) => Some("approved"),
+                    (Outcome::Ok, Operation::Revoke) => Some("revoked"),
+                    (Outcome::Expired, _) if token.state != TokenState::Expired => Some("expired"),
+                    _ => None,
+                };
+                (
+                    ManageResponse {
+                        outcome,
+                        reason: outcome_reason(outcome, id),
+                    },
+                    transition,
+                )
+            }
+            Err(e) => (ManageResponse::new(Outcome::Denied, e.to_string()), None),
+        }
+    }
+
+    /// Answer `local.exec.list` or `local.exec.show`.
+    pub async fn query(&self, query: &Query) -> QueryResponse {
+        let now = self.inner.clock.now_ms();
+        let refs = self.chain().digests().to_vec();
+        let store = &self.inner.store;
+        let fail = |e: tokens::StoreError| QueryResponse {
+            outcome: Outcome::Denied,
+            reason: Some(e.to_string()),
+            tokens: None,
+            token: None,
+        };
+        match query {
+            Query::List => match store.live(now).await {
+                Ok(live) => QueryResponse {
+                    outcome: Outcome::Ok,
+                    reason: None,
+                    tokens: Some(live.iter().map(|t| self.record(t, now, &refs)).collect()),
+                    token: None,
+                },
+                Err(e) => fail(e),
             },
-            Err(e) => ManageResponse::new(Outcome::Denied, e.to_string()),
+            Query::Show(id) => match store.get(id, now).await {
+                Ok(Some(t)) => QueryResponse {
+                    outcome: Outcome::Ok,
+                    reason: None,
+                    tokens: None,
+                    token: Some(self.record(&t, now, &refs)),
+                },
+                Ok(None) => QueryResponse {
+                    outcome: Outcome::NotFound,
+                    reason: Some(format!("token `{id}` not found")),
+                    tokens: None,
+                    token: None,
+                },
+                Err(e) => fail(e),
+            },
+        }
+    }
+
+    fn record(&self, t: &Token, now: u64, refs: &[String]) -> ApprovalRecord {
+        let allowed: &[&str] = match t.state {
+            TokenState::Pending => &["approve", "revoke"],
+            TokenState::Approved => &["revoke"],
+            _ => &[],
+        };
+        ApprovalRecord {
+            token_id: t.id.clone(),
+            state: t.state,
+            created_at_ms: t.created_at_ms,
+            expires_at_ms: t.expires_at_ms,
+            timeout_ms: t.expires_at_ms.saturating_sub(now),
+            action: action_name(&t.action).into(),
+            summary: self.summary(&t.action),
+            session_id: t.action.session_id().into(),
+            sandbox_id: t.action.sandbox_id().into(),
+            agent_id: t.action.agent_id().map(Into::into),
+            fingerprint: t.fingerprint.clone(),
+            policy: t.policy.clone(),
+            rule: t.rule_id.clone(),
+            reason: t.reason.clone(),
+            allowed_decisions: allowed.iter().map(|s| (*s).to_owned()).collect(),
+            policy_refs: refs.to_vec(),
+        }
+    }
+
+    fn summary(&self, action: &Action) -> String {
+        if !self.inner.redact_args {
+            return action.summary();
+        }
+        match action {
+            Action::LocalExec(e) => format!("{} [{} args redacted]", e.executable, e.args.len()),
+            Action::ToolCall(t) => format!("{}([{} bytes redacted])", t.tool, t.arg.len()),
+        }
+    }
+
+    fn decision_record(
+        &self,
+        request: &DecideRequest,
+        response: &DecideResponse,
+        trail: &Trail,
+        chain: &Chain,
+        peer: Operator,
+    ) -> AuditRecord {
+        let action = &request.action;
+        AuditRecord {
+            time_ms: self.inner.clock.now_ms(),
+            id: uuid::Uuid::new_v4().to_string(),
+            action: action_name(action).into(),
+            summary: Some(self.summary(action)),
+            session_id: Some(action.session_id().into()),
+            sandbox_id: Some(action.sandbox_id().into()),
+            agent_id: action.agent_id().map(Into::into),
+            fingerprint: Some(action.fingerprint()),
+            verdict: match response.decision {
+                WireDecision::Allow => "allow",
+                WireDecision::Deny => "deny",
+                WireDecision::PendingHitl => "pending_hitl",
+            }
+            .into(),
+            reason: response.reason.clone(),
+            policy: trail.policy.clone(),
+            rule: trail.rule.clone(),
+            policies: chain.digests().to_vec(),
+            token_id: trail.token_id.clone(),
+            transition: trail.transition.map(Into::into),
+            peer_uid: peer.uid,
         }
     }
 
@@ -240,6 +570,25 @@ impl PolicyHost {
     /// Pending and approved tokens, oldest first.
     pub async fn live_tokens(&self) -> Result<Vec<Token>, tokens::StoreError> {
         self.inner.store.live(self.inner.clock.now_ms()).await
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::LocalExec(_) => "local.exec",
+        Action::ToolCall(_) => "tool.call",
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok => "ok",
+        Outcome::NotFound => "not_found",
+        Outcome::AlreadyConsumed => "already_consumed",
+        Outcome::AlreadyRevoked => "already_revoked",
+        Outcome::Expired => "expired",
+        Outcome::UnsupportedAction => "unsupported_action",
+        Outcome::Denied => "denied",
     }
 }
 

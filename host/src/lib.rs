@@ -27,6 +27,7 @@
 //! in `chain.rs`); tokens change state only in [`tokens::redeem`] and [`tokens::apply`].
 
 mod action;
+pub mod audit;
 mod bindings;
 mod builtin;
 mod chain;
@@ -36,8 +37,10 @@ mod decision;
 mod engine;
 mod error;
 mod host;
+mod metrics;
 pub mod permissions;
 mod policy;
+pub mod server;
 pub mod tokens;
 pub mod wire;
 
@@ -49,7 +52,8 @@ pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec, StoreConfig
 pub use decision::{Suggestion, SuggestionGroup, Verdict};
 pub use engine::default_cache_dir;
 pub use error::Error;
-pub use host::{Operator, PolicyHost};
+pub use host::{HostBuilder, Operator, PolicyHost};
+pub use metrics::Metrics;
 pub use policy::{Isolation, Limits, World};
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -90,18 +90,19 @@ pub(crate) struct PolicyDecision {
     pub(crate) reason: String,
     pub(crate) rule_id: Option<String>,
     pub(crate) suggestions: Vec<SuggestionGroup>,
-    /// The policy failed (trap, deadline, error, oversized answer); `reason` already names it.
-    pub(crate) failure: bool,
+    /// The kind of failure (`deadline`, `memory`, `stack`, `trap`, `error`, `oversized`,
+    /// `instantiate`) if the policy failed; `reason` then already names the policy.
+    pub(crate) failure: Option<&'static str>,
 }
 
 impl PolicyDecision {
-    fn failed(reason: String) -> Self {
+    fn failed(kind: &'static str, reason: String) -> Self {
         Self {
             verdict: Verdict::Deny,
             reason,
             rule_id: None,
             suggestions: Vec::new(),
-            failure: true,
+            failure: Some(kind),
         }
     }
 }
@@ -225,7 +226,7 @@ impl Policy {
     pub(crate) fn decide(&self, action: &wit::Action) -> PolicyDecision {
         let mut warm = match self.take() {
             Ok(warm) => warm,
-            Err(reason) => return PolicyDecision::failed(reason),
+            Err(reason) => return PolicyDecision::failed("instantiate", reason),
         };
         self.arm(&mut warm.store);
         match warm.decide.call_decide(&mut warm.store, action) {
@@ -236,13 +237,19 @@ impl Policy {
             Ok(Err(error)) => {
                 // The guest answered; its instance is still healthy.
                 self.give_back(warm);
-                PolicyDecision::failed(format!(
-                    "policy `{}` could not decide: {}",
-                    self.name,
-                    describe_policy_error(&error)
-                ))
+                PolicyDecision::failed(
+                    "error",
+                    format!(
+                        "policy `{}` could not decide: {}",
+                        self.name,
+                        describe_policy_error(&error)
+                    ),
+                )
             }
-            Err(trap) => PolicyDecision::failed(self.explain(&warm.store, &trap, "decide")),
+            Err(trap) => PolicyDecision::failed(
+                failure_kind(&warm.store, &trap),
+                self.explain(&warm.store, &trap, "decide"),
+            ),
         }
     }
 
@@ -444,9 +451,10 @@ impl Policy {
             None
         };
         if let Some(problem) = problem {
-            return PolicyDecision::failed(format!(
-                "policy `{name}` returned an oversized decision: {problem}"
-            ));
+            return PolicyDecision::failed(
+                "oversized",
+                format!("policy `{name}` returned an oversized decision: {problem}"),
+            );
         }
         PolicyDecision {
             verdict: match d.verdict {
@@ -471,8 +479,20 @@ impl Policy {
                         .collect(),
                 })
                 .collect(),
-            failure: false,
+            failure: None,
         }
+    }
+}
+
+/// A short name for what went wrong in a failed call, for metrics.
+fn failure_kind(store: &Store<HostState>, error: &wasmtime::Error) -> &'static str {
+    if store.data().limiter.memory_hit {
+        return "memory";
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "deadline",
+        Some(Trap::StackOverflow) => "stack",
+        _ => "trap",
     }
 }
 

@@ -29,6 +29,15 @@ pub struct ManageRequest {
     pub token_id: String,
 }
 
+/// A management query (Gavel addition): list live tokens, or show one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `local.exec.list`: pending and approved tokens.
+    List,
+    /// `local.exec.show` with `token_id`.
+    Show(String),
+}
+
 /// One parsed request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[expect(
@@ -40,6 +49,8 @@ pub enum Request {
     Decide(DecideRequest),
     /// `local.exec.approve` or `local.exec.revoke`.
     Manage(ManageRequest),
+    /// `local.exec.list` or `local.exec.show`.
+    Query(Query),
 }
 
 /// Why a line is not a request; each maps to the answer the contract prescribes.
@@ -144,6 +155,62 @@ impl ManageResponse {
     }
 }
 
+/// An approval-request record: what an operator sees of a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The token.
+    pub token_id: String,
+    /// Its state.
+    pub state: crate::tokens::TokenState,
+    /// When it was issued (ms since the Unix epoch).
+    pub created_at_ms: u64,
+    /// When it stops being usable.
+    pub expires_at_ms: u64,
+    /// Milliseconds left before it expires (0 once expired).
+    pub timeout_ms: u64,
+    /// `local.exec` or `tool.call`.
+    pub action: String,
+    /// The command line or tool call (arguments redacted if configured).
+    pub summary: String,
+    /// The session.
+    pub session_id: String,
+    /// The sandbox.
+    pub sandbox_id: String,
+    /// The agent, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The request's fingerprint.
+    pub fingerprint: String,
+    /// The policy that asked for a human.
+    pub policy: String,
+    /// The rule that asked, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Why it asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What an operator may do now: `approve`, `revoke` (empty once the token is final).
+    pub allowed_decisions: Vec<String>,
+    /// The policy chain in force when the host answered: `name@sha256:digest` per policy.
+    pub policy_refs: Vec<String>,
+}
+
+/// The answer to a management query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    /// `ok`, `not_found`, or `denied` when the store cannot be reached.
+    pub outcome: Outcome,
+    /// Why, when not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `local.exec.list`: the live tokens, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<ApprovalRecord>>,
+    /// `local.exec.show`: the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ApprovalRecord>,
+}
+
 /// Any answer line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -152,6 +219,8 @@ pub enum Response {
     Decide(DecideResponse),
     /// To a management request.
     Manage(ManageResponse),
+    /// To a management query (rare, and large: boxed).
+    Query(Box<QueryResponse>),
 }
 
 impl Response {
@@ -173,7 +242,7 @@ impl RequestError {
             }
             RequestError::UnknownAction(action) => Response::Decide(DecideResponse::deny(format!(
                 "unknown action `{action}`: this server answers `local.exec`, `tool.call`, \
-                 `local.exec.approve` and `local.exec.revoke`"
+                 `local.exec.approve`, `local.exec.revoke`, `local.exec.list` and `local.exec.show`"
             ))),
             RequestError::UnsupportedManagement(why) => {
                 Response::Manage(ManageResponse::new(Outcome::UnsupportedAction, why.clone()))
@@ -303,6 +372,18 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 ))),
             }
         }
+        "local.exec.list" => Ok(Request::Query(Query::List)),
+        "local.exec.show" => {
+            let l: ManageLine = serde_json::from_slice(line).map_err(|e| {
+                RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
+            })?;
+            match l.token_id {
+                Some(token_id) if !token_id.is_empty() => Ok(Request::Query(Query::Show(token_id))),
+                _ => Err(RequestError::UnsupportedManagement(format!(
+                    "{action} needs a `token_id` field naming the token"
+                ))),
+            }
+        }
         other if other.starts_with("local.exec.") => {
             Err(RequestError::UnsupportedManagement(format!(
                 "management action `{other}` is not supported; use `local.exec.approve` or `local.exec.revoke`"
@@ -326,6 +407,7 @@ mod tests {
                 assert_eq!(m.outcome, Outcome::UnsupportedAction);
                 m.reason.unwrap()
             }
+            Response::Query(q) => panic!("unexpected query answer {q:?}"),
         }
     }
 

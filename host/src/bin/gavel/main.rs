@@ -1,8 +1,10 @@
 //! `gavel`: the command-line face of the Gavel policy host. Argument parsing and output only;
 //! everything else is the `gavel_host` library.
 
+mod client;
 mod eval;
 mod project;
+mod serve;
 mod suggest;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -27,8 +29,14 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the sidecar: the wire contract on Unix sockets.
+    Serve(serve::ServeArgs),
     /// Answer JSON request lines (governance and management) through a policy chain.
     Eval(eval::EvalArgs),
+    /// List, show, approve or revoke approval tokens on a running server.
+    Token(client::TokenArgs),
+    /// Send one raw request line to a running server and print the answer.
+    Request(client::RequestArgs),
     /// Show the command-rules verdict for a command and the rules that would allow it.
     Suggest(suggest::SuggestArgs),
     /// Merge allow rules into a project's permissions.json (append-only, atomic).
@@ -47,6 +55,9 @@ fn main() -> ExitCode {
             let sub = matches.subcommand_matches("eval");
             eval::run(args, sub)
         }
+        Command::Serve(args) => serve::run(args),
+        Command::Token(args) => client::token(args),
+        Command::Request(args) => client::request(args),
         Command::Suggest(args) => suggest::run(args),
         Command::AllowForProject(args) => project::run(args),
     };

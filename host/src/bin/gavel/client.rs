@@ -1,0 +1,171 @@
+//! `gavel token` and `gavel request`: a Unix-socket client for operators and scripts.
+
+use anyhow::{Context, bail};
+use gavel_host::HostConfig;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub(crate) struct SocketArg {
+    /// The socket to talk to (default: `$GAVEL_SOCKET`, else the default governance socket).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    fn path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .or_else(|| std::env::var_os("GAVEL_SOCKET").map(PathBuf::from))
+            .unwrap_or_else(|| HostConfig::default().socket_path())
+    }
+}
+
+/// Send one line, read one line.
+fn exchange(socket: &SocketArg, line: &str) -> anyhow::Result<String> {
+    let path = socket.path();
+    let mut stream = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "cannot connect to `{}`; is `gavel serve` running there?",
+            path.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(line.as_bytes())?;
+    stream.write_all(b"\n")?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .with_context(|| format!("no answer from `{}`", path.display()))?;
+    if answer.is_empty() {
+        bail!(
+            "`{}` closed the connection without answering (a peer of another UID is dropped)",
+            path.display()
+        );
+    }
+    Ok(answer.trim_end().to_owned())
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RequestArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// The request line (JSON); read from stdin when absent.
+    json: Option<String>,
+}
+
+pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
+    let line = match args.json {
+        Some(j) => j,
+        None => {
+            let mut l = String::new();
+            std::io::stdin()
+                .read_line(&mut l)
+                .context("cannot read the request from stdin")?;
+            l
+        }
+    };
+    let line = line.trim_end();
+    if line.contains('\n') {
+        bail!("the request must be one line");
+    }
+    println!("{}", exchange(&args.socket, line)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub(crate) struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Print the server's JSON answer instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum TokenCommand {
+    /// Pending and approved tokens.
+    List,
+    /// One token, in any state.
+    Show { token: String },
+    /// Approve a token: the next matching retry runs, once.
+    Approve { token: String },
+    /// Revoke a token.
+    Revoke { token: String },
+}
+
+pub(crate) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let request = match &args.command {
+        TokenCommand::List => json!({"action": "local.exec.list"}),
+        TokenCommand::Show { token } => json!({"action": "local.exec.show", "token_id": token}),
+        TokenCommand::Approve { token } => {
+            json!({"action": "local.exec.approve", "token_id": token})
+        }
+        TokenCommand::Revoke { token } => json!({"action": "local.exec.revoke", "token_id": token}),
+    };
+    let answer = exchange(&args.socket, &request.to_string())?;
+    let v: Value = serde_json::from_str(&answer)
+        .with_context(|| format!("the server answered something that is not JSON: {answer}"))?;
+    let ok = v["outcome"] == "ok";
+    if args.json {
+        println!("{answer}");
+    } else if !ok {
+        eprintln!(
+            "{}: {}",
+            v["outcome"].as_str().unwrap_or("error"),
+            v["reason"].as_str().unwrap_or("")
+        );
+    } else {
+        match &args.command {
+            TokenCommand::List => print_list(&v["tokens"]),
+            TokenCommand::Show { .. } => print_record(&v["token"]),
+            TokenCommand::Approve { token } => println!("approved {token}"),
+            TokenCommand::Revoke { token } => println!("revoked {token}"),
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_list(tokens: &Value) {
+    let tokens = tokens.as_array().map(Vec::as_slice).unwrap_or_default();
+    if tokens.is_empty() {
+        println!("no pending or approved tokens");
+        return;
+    }
+    println!(
+        "{:<36}  {:<8}  {:>8}  {:<16}  REQUEST",
+        "TOKEN", "STATE", "EXPIRES", "POLICY"
+    );
+    for t in tokens {
+        let secs = t["timeout_ms"].as_u64().unwrap_or(0) / 1000;
+        println!(
+            "{:<36}  {:<8}  {:>7}s  {:<16}  {}",
+            t["token_id"].as_str().unwrap_or(""),
+            t["state"].as_str().unwrap_or(""),
+            secs,
+            t["policy"].as_str().unwrap_or(""),
+            t["summary"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn print_record(t: &Value) {
+    let Some(fields) = t.as_object() else { return };
+    for (key, value) in fields {
+        let shown = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{key:>18}: {shown}");
+    }
+}

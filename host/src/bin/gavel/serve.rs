@@ -1,0 +1,185 @@
+//! `gavel serve`: the sidecar. Binds the sockets, serves until SIGINT or SIGTERM, reloads the
+//! policy chain on SIGHUP and when its files change.
+
+use anyhow::Context;
+use gavel_host::audit::AuditLog;
+use gavel_host::server::{Server, serve_metrics};
+use gavel_host::{HostConfig, PolicyHost, PolicySpec};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The configuration file (gavel.toml). Without it: `builtin:default-action` asking a human
+    /// for everything, on the default socket.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<HostConfig> {
+    let mut config = match path {
+        Some(p) => HostConfig::from_file(p)?,
+        None => HostConfig::default(),
+    };
+    if config.policies.is_empty() && path.is_none() {
+        config.policies = vec![PolicySpec::builtin("default-action")];
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load(args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, args.config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: HostConfig, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut builder = PolicyHost::builder(&config);
+    let mut audit_writer = None;
+    if let Some(path) = &config.audit_log {
+        let (log, writer) = AuditLog::open(path, config.audit_failure)?;
+        builder = builder.audit(log);
+        audit_writer = Some(writer);
+    }
+    let host = builder.build()?;
+    for p in host.policies() {
+        tracing::info!(
+            policy = p.name,
+            digest = p.digest,
+            world = p.world.name(),
+            "policy loaded"
+        );
+    }
+    let server = Server::bind(host.clone(), &config)?;
+    println!("gavel: listening on {}", server.socket().display());
+    if let Some(m) = server.management_socket() {
+        println!("gavel: management on {}", m.display());
+    }
+
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let metrics = config.metrics_addr.map(|addr| {
+        let host = host.clone();
+        let stop = stop.subscribe();
+        tokio::spawn(async move {
+            if let Err(e) = serve_metrics(host, addr, stop).await {
+                tracing::error!("{e}");
+            }
+        })
+    });
+    let reloader = tokio::spawn(reload_loop(
+        host.clone(),
+        config_path,
+        config.clone(),
+        stop.subscribe(),
+    ));
+
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    server
+        .run(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+        .await?;
+    let _ = stop.send(());
+    let _ = reloader.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
+    drop(host);
+    if let Some(writer) = audit_writer {
+        // Every audit handle is gone with the host: this returns once the log is flushed.
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .ok();
+    }
+    Ok(())
+}
+
+/// Size and modification time of a file, to notice changes without a file watcher.
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Reload the chain on SIGHUP, and when the configuration or a policy file changes.
+async fn reload_loop(
+    host: PolicyHost,
+    config_path: Option<PathBuf>,
+    mut config: HostConfig,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; reload on signal is off");
+        return;
+    };
+    let files = |config: &HostConfig| -> Vec<PathBuf> {
+        config_path
+            .iter()
+            .cloned()
+            .chain(config.watched_files())
+            .collect()
+    };
+    let mut watched: Vec<(PathBuf, Option<(u64, SystemTime)>)> = files(&config)
+        .into_iter()
+        .map(|p| (p.clone(), stamp(&p)))
+        .collect();
+    let poll = Duration::from_millis(config.watch_ms.max(1));
+    let watching = config.watch_ms > 0;
+    let mut tick = tokio::time::interval(poll);
+    loop {
+        let why = tokio::select! {
+            _ = hup.recv() => "SIGHUP",
+            _ = tick.tick(), if watching => {
+                if watched.iter().all(|(p, s)| stamp(p) == *s) {
+                    continue;
+                }
+                "a file changed"
+            }
+            _ = stop.recv() => return,
+        };
+        let next = match &config_path {
+            Some(path) => match HostConfig::from_file(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("reload ({why}) failed; keeping the old chain: {e}");
+                    watched = files(&config)
+                        .into_iter()
+                        .map(|p| (p.clone(), stamp(&p)))
+                        .collect();
+                    continue;
+                }
+            },
+            None => config.clone(),
+        };
+        let reloading = host.clone();
+        let candidate = next.clone();
+        match tokio::task::spawn_blocking(move || reloading.reload(&candidate)).await {
+            Ok(Ok(policies)) => {
+                let names: Vec<String> = policies
+                    .iter()
+                    .map(|p| format!("{}@{}", p.name, &p.digest[..12]))
+                    .collect();
+                tracing::info!("reloaded ({why}): {}", names.join(", "));
+            }
+            Ok(Err(e)) => tracing::error!("reload ({why}) failed; keeping the old chain: {e}"),
+            Err(e) => tracing::error!("reload ({why}) failed; keeping the old chain: {e}"),
+        }
+        // Watch the files the attempted configuration names, as they are now: a failed reload
+        // is retried when one of them changes again, not in a loop.
+        config = next;
+        watched = files(&config)
+            .into_iter()
+            .map(|p| (p.clone(), stamp(&p)))
+            .collect();
+    }
+}

@@ -1,0 +1,379 @@
+//! `gavel serve`: the wire contract on Unix sockets.
+//!
+//! One task accepts per socket, under a connection limit; one task serves each connection,
+//! answering its lines in order. Peers are checked with `SO_PEERCRED` before anything is read.
+//! Shutdown (mini-redis style): a broadcast tells every task to stop after the request in hand;
+//! when the last connection task has dropped its completion sender, draining is done and the
+//! socket files are removed.
+
+use crate::config::HostConfig;
+use crate::error::Error;
+use crate::host::{Operator, PolicyHost};
+use crate::tokens::Outcome;
+use crate::wire::{self, Line, ManageResponse, Request, Response};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+
+/// How often expired tokens past their grace window are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What a socket answers.
+#[derive(Debug, Clone)]
+enum Role {
+    /// Governance requests; management too unless it has its own socket (named here).
+    Governance {
+        management_elsewhere: Option<PathBuf>,
+    },
+    /// Management only: approve, revoke, list, show.
+    Management { governance: PathBuf },
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    host: PolicyHost,
+    listeners: Vec<(UnixListener, PathBuf, Role, Arc<Vec<u32>>)>,
+    max_connections: usize,
+    idle_timeout: Duration,
+}
+
+impl Server {
+    /// Bind the configured sockets (removing stale socket files, refusing live ones or files
+    /// that are not sockets), with mode 0600.
+    pub fn bind(host: PolicyHost, config: &HostConfig) -> Result<Self, Error> {
+        let governance = config.socket_path();
+        let (gov_listener, owner) = bind_socket(&governance)?;
+        let mut listeners = vec![(
+            gov_listener,
+            governance.clone(),
+            Role::Governance {
+                management_elsewhere: config.management_socket.clone(),
+            },
+            Arc::new(vec![owner]),
+        )];
+        if let Some(path) = &config.management_socket {
+            let (listener, owner) = bind_socket(path)?;
+            let mut admitted = vec![owner];
+            admitted.extend(&config.management_uids);
+            listeners.push((
+                listener,
+                path.clone(),
+                Role::Management { governance },
+                Arc::new(admitted),
+            ));
+        }
+        Ok(Self {
+            host,
+            listeners,
+            max_connections: config.max_connections,
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        })
+    }
+
+    /// The governance socket's path.
+    pub fn socket(&self) -> &Path {
+        &self.listeners[0].1
+    }
+
+    /// The management socket's path, if it has its own.
+    pub fn management_socket(&self) -> Option<&Path> {
+        self.listeners.get(1).map(|l| l.1.as_path())
+    }
+
+    /// Serve until `shutdown` completes; then stop accepting, let every connection finish the
+    /// request in hand, and remove the socket files.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        let (notify, _) = broadcast::channel::<()>(1);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let mut paths = Vec::new();
+        for (listener, path, role, admitted) in self.listeners {
+            paths.push(path.clone());
+            let acceptor = Acceptor {
+                listener,
+                role,
+                admitted,
+                host: self.host.clone(),
+                limit: Arc::new(Semaphore::new(self.max_connections)),
+                idle_timeout: self.idle_timeout,
+                notify: notify.clone(),
+                done: done_tx.clone(),
+            };
+            tokio::spawn(acceptor.run());
+        }
+        let pruner = {
+            let host = self.host.clone();
+            let mut stop = notify.subscribe();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                let _done = done;
+                let mut every = tokio::time::interval(PRUNE_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => {
+                            if let Err(e) = host.prune().await {
+                                tracing::warn!("pruning expired tokens failed: {e}");
+                            }
+                        }
+                        _ = stop.recv() => return,
+                    }
+                }
+            })
+        };
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = notify.send(());
+        drop(done_tx);
+        let _ = done_rx.recv().await;
+        let _ = pruner.await;
+        for path in paths {
+            let _ = std::fs::remove_file(&path);
+        }
+        tracing::info!("shut down");
+        Ok(())
+    }
+}
+
+/// Bind a Unix socket at `path`, returning the listener and the UID that owns it (ours).
+fn bind_socket(path: &Path) -> Result<(UnixListener, u32), Error> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(Error::Config(format!(
+                    "`{}` is the socket of a running server; stop it or choose another path",
+                    path.display()
+                )));
+            }
+            // A stale socket of a server that is gone.
+            std::fs::remove_file(path).map_err(io)?;
+        }
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "`{}` exists and is not a socket; refusing to replace it",
+                path.display()
+            )));
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    // The socket file is ours: its owner is the UID peers must match.
+    let owner = std::fs::metadata(path).map_err(io)?.uid();
+    tracing::info!("listening on {}", path.display());
+    Ok((listener, owner))
+}
+
+struct Acceptor {
+    listener: UnixListener,
+    role: Role,
+    admitted: Arc<Vec<u32>>,
+    host: PolicyHost,
+    limit: Arc<Semaphore>,
+    idle_timeout: Duration,
+    notify: broadcast::Sender<()>,
+    done: mpsc::Sender<()>,
+}
+
+impl Acceptor {
+    async fn run(self) {
+        let mut stop = self.notify.subscribe();
+        loop {
+            let Ok(permit) = Arc::clone(&self.limit).acquire_owned().await else {
+                return;
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = stop.recv() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let uid = match stream.peer_cred() {
+                Ok(cred) => cred.uid(),
+                Err(e) => {
+                    tracing::warn!("cannot read peer credentials; dropping the connection: {e}");
+                    continue;
+                }
+            };
+            if !self.admitted.contains(&uid) {
+                // The contract: a peer of another UID gets no answer at all.
+                tracing::warn!(uid, "dropping a connection from a UID that is not admitted");
+                continue;
+            }
+            let conn = Connection {
+                host: self.host.clone(),
+                role: self.role.clone(),
+                uid,
+                idle_timeout: self.idle_timeout,
+                stop: self.notify.subscribe(),
+                _done: self.done.clone(),
+            };
+            tokio::spawn(async move {
+                conn.serve(stream).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+struct Connection {
+    host: PolicyHost,
+    role: Role,
+    uid: u32,
+    idle_timeout: Duration,
+    stop: broadcast::Receiver<()>,
+    /// Dropped when the connection ends; the server waits for all of these on shutdown.
+    _done: mpsc::Sender<()>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let mut buf = Vec::new();
+        loop {
+            let line = tokio::select! {
+                read = tokio::time::timeout(self.idle_timeout, wire::read_line(&mut reader, &mut buf)) => read,
+                _ = self.stop.recv() => return,
+            };
+            let line = match line {
+                Err(_) => {
+                    tracing::debug!(uid = self.uid, "closing an idle connection");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("read failed: {e}");
+                    return;
+                }
+                Ok(Ok(Line::Eof)) => return,
+                Ok(Ok(Line::TooLong)) => {
+                    tracing::warn!(
+                        uid = self.uid,
+                        "closing a connection that sent a line over {} bytes",
+                        wire::MAX_LINE
+                    );
+                    return;
+                }
+                Ok(Ok(Line::Complete(line))) => line,
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let mut out = self.answer(&line).await.to_line();
+            out.push('\n');
+            if write.write_all(out.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn answer(&self, line: &[u8]) -> Response {
+        let operator = Operator {
+            uid: Some(self.uid),
+        };
+        match (&self.role, wire::parse_request(line)) {
+            (
+                Role::Governance {
+                    management_elsewhere: Some(path),
+                },
+                Ok(Request::Manage(_) | Request::Query(_)),
+            ) => Response::Manage(ManageResponse::new(
+                Outcome::UnsupportedAction,
+                format!(
+                    "management requests go to the management socket `{}`, not this one",
+                    path.display()
+                ),
+            )),
+            (Role::Management { governance }, Ok(Request::Decide(_))) => {
+                Response::Manage(ManageResponse::new(
+                    Outcome::UnsupportedAction,
+                    format!(
+                        "this is the management socket; governance requests go to `{}`",
+                        governance.display()
+                    ),
+                ))
+            }
+            (_, Ok(Request::Decide(r))) => {
+                Response::Decide(self.host.decide_as_peer(&r, operator).await)
+            }
+            (_, Ok(Request::Manage(r))) => Response::Manage(self.host.manage(&r, operator).await),
+            (_, Ok(Request::Query(q))) => Response::Query(Box::new(self.host.query(&q).await)),
+            (_, Err(e)) => e.response(),
+        }
+    }
+}
+
+/// Serve Prometheus metrics over plain HTTP at `addr` until `stop` fires.
+pub async fn serve_metrics(
+    host: PolicyHost,
+    addr: std::net::SocketAddr,
+    mut stop: broadcast::Receiver<()>,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot serve metrics on `{addr}`: {e}")))?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    loop {
+        let (mut stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            _ = stop.recv() => return Ok(()),
+        };
+        let host = host.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut request = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let response = if request.starts_with(b"GET /metrics ")
+                || request.starts_with(b"GET /metrics?")
+            {
+                if let Ok(live) = host.live_tokens().await {
+                    let approved = live
+                        .iter()
+                        .filter(|t| t.state == crate::tokens::TokenState::Approved)
+                        .count();
+                    host.metrics()
+                        .set_tokens((live.len() - approved) as i64, approved as i64);
+                }
+                let body = host.metrics().encode();
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
