@@ -529,7 +529,7 @@ fn the_binary_reloads_on_file_change_and_drains_on_sigterm() {
         std::fs::write(
             dir.path().join("gavel.toml"),
             format!(
-                "socket = \"exec.sock\"\nwatch_ms = 100\n[[policy]]\nname = \"p\"\npath = \"policy.wasm\"\nconfig = {{ decide = \"{mode}\" }}\nlimits = {{ deadline_ms = 400 }}\n"
+                "socket = \"exec.sock\"\nwatch_ms = 100\n[store]\npath = \"state\"\n[[policy]]\nname = \"p\"\npath = \"policy.wasm\"\nconfig = {{ decide = \"{mode}\" }}\nlimits = {{ deadline_ms = 400 }}\n"
             ),
         )
         .unwrap();

@@ -188,18 +188,78 @@ pub struct PolicyLimits {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The kind of store.
+    /// The kind of store; `gavel serve` defaults to `sqlite`, `gavel eval` always uses memory.
     #[serde(default)]
-    pub kind: StoreKind,
+    pub kind: Option<StoreKind>,
+    /// `sqlite`: the directory holding `tokens.db` (default `$XDG_STATE_HOME/gavel`, else
+    /// `~/.local/state/gavel`, else the socket's directory).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `sqlite`: `full` (default: fsync every commit) or `normal`.
+    #[serde(default)]
+    pub synchronous: crate::tokens::Synchronous,
+    /// `redis`: the server, for example `redis://127.0.0.1:6379/0`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `redis`: the prefix of every key (default `gavel:`), so fleets can share a server.
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
 
 /// The kinds of token store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     /// In process memory: lost on restart.
-    #[default]
     Memory,
+    /// An SQLite database on local disk: survives restarts and crashes.
+    Sqlite,
+    /// A Redis server shared by a fleet of sidecars.
+    Redis,
+}
+
+impl HostConfig {
+    /// Open the configured token store (`default` when `[store] kind` is not set).
+    pub async fn open_store(
+        &self,
+        default: StoreKind,
+    ) -> Result<std::sync::Arc<dyn crate::tokens::TokenStore>, Error> {
+        use crate::tokens::{MemoryStore, RedisStore, SqliteStore};
+        let store = &self.store;
+        Ok(match store.kind.unwrap_or(default) {
+            StoreKind::Memory => std::sync::Arc::new(MemoryStore::new()),
+            StoreKind::Sqlite => {
+                let dir = store
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| self.default_state_dir());
+                std::sync::Arc::new(SqliteStore::open(&dir, store.synchronous)?)
+            }
+            StoreKind::Redis => {
+                let url = store.url.as_deref().ok_or_else(|| {
+                    Error::Config("`[store] kind = \"redis\"` needs `url`, for example `redis://127.0.0.1:6379/0`".into())
+                })?;
+                let prefix = store.prefix.as_deref().unwrap_or("gavel:");
+                std::sync::Arc::new(RedisStore::connect(url, prefix, self.token_grace_ms).await?)
+            }
+        })
+    }
+
+    /// `$XDG_STATE_HOME/gavel`, else `~/.local/state/gavel`, else the socket's directory.
+    pub fn default_state_dir(&self) -> PathBuf {
+        if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir).join("gavel");
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(home).join(".local/state/gavel");
+        }
+        let socket = self.socket_path();
+        socket
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned()
+    }
 }
 
 /// `[[policy]]`: one link of the chain.
@@ -373,6 +433,7 @@ impl HostConfig {
             &mut self.socket,
             &mut self.management_socket,
             &mut self.audit_log,
+            &mut self.store.path,
         ]
         .into_iter()
         .flatten()

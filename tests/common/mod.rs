@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod conformance;
+
 use gavel_host::tokens::{MemoryStore, TokenStore};
 use gavel_host::wire::{DecideResponse, ManageResponse, Response, WireDecision};
 use gavel_host::{HostConfig, ManualClock, Operator, PolicyHost, PolicySpec};

@@ -5,8 +5,12 @@
 //! transaction makes it atomic and calls them, so the contract's table lives in one place.
 
 mod memory;
+mod redis;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
+pub use sqlite::{DB_FILE, SqliteStore, Synchronous};
 
 use crate::action::Action;
 use serde::{Deserialize, Serialize};

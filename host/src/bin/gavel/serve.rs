@@ -4,7 +4,7 @@
 use anyhow::Context;
 use gavel_host::audit::AuditLog;
 use gavel_host::server::{Server, serve_metrics};
-use gavel_host::{HostConfig, PolicyHost, PolicySpec};
+use gavel_host::{HostConfig, PolicyHost, PolicySpec, StoreKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -41,7 +41,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: HostConfig, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let mut builder = PolicyHost::builder(&config);
+    let store = config.open_store(StoreKind::Sqlite).await?;
+    let mut builder = PolicyHost::builder(&config).store(store);
     let mut audit_writer = None;
     if let Some(path) = &config.audit_log {
         let (log, writer) = AuditLog::open(path, config.audit_failure)?;

@@ -1,0 +1,331 @@
+//! The token-store conformance suite: every store must pass all of it.
+
+use super::*;
+use gavel_host::tokens::{
+    Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
+};
+use gavel_host::{Action, LocalExec};
+use std::future::Future;
+use std::sync::Arc;
+
+fn action(session: &str, agent: Option<&str>) -> Action {
+    Action::LocalExec(LocalExec {
+        executable: "make".into(),
+        args: vec!["deploy".into()],
+        session_id: session.into(),
+        sandbox_id: "sbx".into(),
+        agent_id: agent.map(Into::into),
+        profile: "p".into(),
+        hitl_mode: "async_token".into(),
+    })
+}
+
+fn token(id: &str, created: u64) -> Token {
+    let action = action("s", Some("a"));
+    Token {
+        id: id.into(),
+        state: TokenState::Pending,
+        fingerprint: action.fingerprint(),
+        action,
+        created_at_ms: created,
+        expires_at_ms: created + 1000,
+        policy: "p".into(),
+        rule_id: Some("r".into()),
+        reason: Some("why".into()),
+    }
+}
+
+/// Run every conformance check against stores made by `make` (a fresh, empty store each time).
+pub async fn suite<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn TokenStore>>,
+{
+    management_table(&make().await).await;
+    redemption_flow(&make().await).await;
+    expiry_and_pruning(&make().await).await;
+    records_round_trip(&make().await).await;
+    racing_redemptions(make().await).await;
+    contract_flow_through_the_host(make().await).await;
+}
+
+async fn management_table(store: &Arc<dyn TokenStore>) {
+    use Operation::*;
+    let now = 100;
+    // (setup, op, outcome, state after)
+    let rows: &[(&str, Operation, Outcome, TokenState)] = &[
+        ("pending", Approve, Outcome::Ok, TokenState::Approved),
+        ("pending", Revoke, Outcome::Ok, TokenState::Revoked),
+        ("approved", Approve, Outcome::Ok, TokenState::Approved),
+        ("approved", Revoke, Outcome::Ok, TokenState::Revoked),
+        (
+            "consumed",
+            Approve,
+            Outcome::AlreadyConsumed,
+            TokenState::Consumed,
+        ),
+        (
+            "consumed",
+            Revoke,
+            Outcome::AlreadyConsumed,
+            TokenState::Consumed,
+        ),
+        (
+            "revoked",
+            Approve,
+            Outcome::AlreadyRevoked,
+            TokenState::Revoked,
+        ),
+        ("revoked", Revoke, Outcome::Ok, TokenState::Revoked),
+        (
+            "lapsed-pending",
+            Approve,
+            Outcome::Expired,
+            TokenState::Expired,
+        ),
+        (
+            "lapsed-approved",
+            Revoke,
+            Outcome::Expired,
+            TokenState::Expired,
+        ),
+    ];
+    for (i, (setup, op, outcome, after)) in rows.iter().enumerate() {
+        let id = format!("mt-{i}");
+        store.insert(token(&id, 0)).await.unwrap();
+        let t = token(&id, 0);
+        let p = Presented {
+            fingerprint: &t.fingerprint,
+            action: &t.action,
+        };
+        match *setup {
+            "approved" | "lapsed-approved" => {
+                assert_eq!(store.apply(&id, Approve, now).await.unwrap(), Outcome::Ok)
+            }
+            "consumed" => {
+                store.apply(&id, Approve, now).await.unwrap();
+                assert_eq!(
+                    store.redeem(&id, &p, now).await.unwrap(),
+                    Redemption::Allowed
+                );
+            }
+            "revoked" => assert_eq!(store.apply(&id, Revoke, now).await.unwrap(), Outcome::Ok),
+            _ => {}
+        }
+        let at = if setup.starts_with("lapsed") {
+            1000
+        } else {
+            now
+        };
+        assert_eq!(
+            store.apply(&id, *op, at).await.unwrap(),
+            *outcome,
+            "{setup} {op:?}"
+        );
+        assert_eq!(
+            store.get(&id, at).await.unwrap().unwrap().state,
+            *after,
+            "{setup} {op:?}"
+        );
+    }
+    assert_eq!(
+        store.apply("nope", Approve, now).await.unwrap(),
+        Outcome::NotFound
+    );
+    assert_eq!(
+        store.apply("nope", Revoke, now).await.unwrap(),
+        Outcome::NotFound
+    );
+    assert!(store.get("nope", now).await.unwrap().is_none());
+}
+
+async fn redemption_flow(store: &Arc<dyn TokenStore>) {
+    store.insert(token("rf", 0)).await.unwrap();
+    let t = token("rf", 0);
+    let good = Presented {
+        fingerprint: &t.fingerprint,
+        action: &t.action,
+    };
+    assert_eq!(
+        store.redeem("rf", &good, 10).await.unwrap(),
+        Redemption::Pending
+    );
+    let other = action("s", Some("a"));
+    let wrong_fp = Presented {
+        fingerprint: "00",
+        action: &other,
+    };
+    assert_eq!(
+        store.redeem("rf", &wrong_fp, 10).await.unwrap(),
+        Redemption::FingerprintMismatch
+    );
+    for asked in [
+        action("s2", Some("a")),
+        action("s", None),
+        action("s", Some("b")),
+    ] {
+        let p = Presented {
+            fingerprint: &t.fingerprint,
+            action: &asked,
+        };
+        assert_eq!(
+            store.redeem("rf", &p, 10).await.unwrap(),
+            Redemption::ContextMismatch
+        );
+    }
+    store.apply("rf", Operation::Approve, 10).await.unwrap();
+    assert_eq!(
+        store.redeem("rf", &good, 10).await.unwrap(),
+        Redemption::Allowed
+    );
+    assert_eq!(
+        store.redeem("rf", &good, 10).await.unwrap(),
+        Redemption::AlreadyConsumed
+    );
+    assert_eq!(
+        store.redeem("missing", &good, 10).await.unwrap(),
+        Redemption::NotFound
+    );
+
+    store.insert(token("rv", 0)).await.unwrap();
+    store.apply("rv", Operation::Revoke, 10).await.unwrap();
+    assert_eq!(
+        store.redeem("rv", &good, 10).await.unwrap(),
+        Redemption::Revoked
+    );
+}
+
+async fn expiry_and_pruning(store: &Arc<dyn TokenStore>) {
+    store.insert(token("ex", 0)).await.unwrap();
+    let t = token("ex", 0);
+    let p = Presented {
+        fingerprint: &t.fingerprint,
+        action: &t.action,
+    };
+    assert_eq!(
+        store.redeem("ex", &p, 999).await.unwrap(),
+        Redemption::Pending
+    );
+    assert_eq!(
+        store.redeem("ex", &p, 1000).await.unwrap(),
+        Redemption::Expired
+    );
+    assert_eq!(
+        store.get("ex", 1000).await.unwrap().unwrap().state,
+        TokenState::Expired
+    );
+    // A later token stays; the expired one goes once its grace window (500) has passed.
+    store.insert(token("later", 2000)).await.unwrap();
+    assert_eq!(store.prune(1499, 500).await.unwrap(), 0);
+    assert_eq!(
+        store.redeem("ex", &p, 1499).await.unwrap(),
+        Redemption::Expired
+    );
+    assert_eq!(store.prune(1500, 500).await.unwrap(), 1);
+    assert_eq!(
+        store.redeem("ex", &p, 1500).await.unwrap(),
+        Redemption::NotFound
+    );
+    assert!(store.get("later", 1500).await.unwrap().is_some());
+}
+
+async fn records_round_trip(store: &Arc<dyn TokenStore>) {
+    let mut a = token("a", 10);
+    a.action = Action::ToolCall(gavel_host::ToolCall {
+        tool: "run_command".into(),
+        arg: "npm run build".into(),
+        session_id: "s".into(),
+        sandbox_id: "sbx".into(),
+        agent_id: None,
+        project_id: Some("web".into()),
+        project_root: None,
+        cwd: Some("/w".into()),
+    });
+    store.insert(a.clone()).await.unwrap();
+    store.insert(token("b", 5)).await.unwrap();
+    store.insert(token("c", 20)).await.unwrap();
+    store.apply("c", Operation::Revoke, 30).await.unwrap();
+    store.apply("b", Operation::Approve, 30).await.unwrap();
+    let live = store.live(30).await.unwrap();
+    let ids: Vec<&str> = live.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["b", "a"],
+        "live tokens, oldest first, without revoked ones"
+    );
+    assert_eq!(live[0].state, TokenState::Approved);
+    assert_eq!(live[1], a, "a token comes back exactly as stored");
+    assert!(
+        store.live(1015).await.unwrap().iter().all(|t| t.id != "b"),
+        "lapsed tokens are not live"
+    );
+}
+
+async fn racing_redemptions(store: Arc<dyn TokenStore>) {
+    store.insert(token("race", 0)).await.unwrap();
+    store.apply("race", Operation::Approve, 1).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = token("race", 0);
+            let p = Presented {
+                fingerprint: &t.fingerprint,
+                action: &t.action,
+            };
+            store.redeem("race", &p, 2).await.unwrap()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Redemption::Allowed => allowed += 1,
+            Redemption::AlreadyConsumed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(allowed, 1);
+}
+
+/// The wire contract's decision flow, end to end through a host on this store.
+async fn contract_flow_through_the_host(store: Arc<dyn TokenStore>) {
+    let clock = gavel_host::ManualClock::new(START);
+    let host = gavel_host::PolicyHost::with_clock(
+        &config(vec![default_action("pending_hitl")]),
+        store,
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let h = Harness {
+        host,
+        clock,
+        store: Arc::new(gavel_host::tokens::MemoryStore::new()),
+    };
+    let req = exec("make", &["deploy"]);
+    let t = h.issue(&req).await;
+    let retry = with(req.clone(), "approval_token", serde_json::json!(t));
+    assert_eq!(
+        h.decide(&retry).await.decision,
+        gavel_host::wire::WireDecision::PendingHitl
+    );
+    assert_eq!(
+        h.manage("local.exec.approve", &t).await.outcome,
+        Outcome::Ok
+    );
+    assert_eq!(
+        h.decide(&retry).await.decision,
+        gavel_host::wire::WireDecision::Allow
+    );
+    assert!(denied(&h.decide(&retry).await).contains("already consumed"));
+    let t2 = h.issue(&req).await;
+    h.clock.advance(300_000);
+    let late = with(req, "approval_token", serde_json::json!(t2));
+    assert!(denied(&h.decide(&late).await).contains("expired"));
+    assert_eq!(
+        h.manage("local.exec.revoke", &t2).await.outcome,
+        Outcome::Expired
+    );
+    h.clock.advance(300_000);
+    assert!(h.host.prune().await.unwrap() >= 1);
+    assert!(denied(&h.decide(&late).await).contains("not found"));
+}

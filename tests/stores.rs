@@ -1,0 +1,145 @@
+//! The token-store conformance suite on the memory and SQLite stores, and the SQLite store's
+//! durability: a `gavel serve` killed with SIGKILL loses no pending or approved token and never
+//! lets a consumed one run again. (Redis: `tests/redis.rs`.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod common;
+
+use common::*;
+use gavel_host::tokens::{MemoryStore, SqliteStore, Synchronous, TokenStore};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_conformance() {
+    conformance::suite(|| async { Arc::new(MemoryStore::new()) as Arc<dyn TokenStore> }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_conformance() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    conformance::suite(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state"), Synchronous::Full).unwrap();
+        dirs.lock().unwrap().push(dir);
+        async move { Arc::new(store) as Arc<dyn TokenStore> }
+    })
+    .await;
+}
+
+#[test]
+fn the_sqlite_store_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    SqliteStore::open(&state, Synchronous::Normal).unwrap();
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let db = state.join(gavel_host::tokens::DB_FILE);
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+fn ask(socket: &Path, line: &Value) -> Value {
+    let mut c = UnixStream::connect(socket).unwrap();
+    writeln!(c, "{line}").unwrap();
+    let mut a = String::new();
+    BufReader::new(c).read_line(&mut a).unwrap();
+    serde_json::from_str(&a).unwrap()
+}
+
+fn serve(dir: &Path) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args(["serve", "--config"])
+        .arg(dir.join("gavel.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.contains("listening on"), "{banner}");
+    child
+}
+
+#[test]
+fn a_sigkilled_server_loses_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gavel.toml"),
+        "socket = \"exec.sock\"\n[store]\nkind = \"sqlite\"\npath = \"state\"\n[[policy]]\nname = \"ask\"\nbuiltin = \"default-action\"\n",
+    )
+    .unwrap();
+    let socket = dir.path().join("exec.sock");
+    let mut server = serve(dir.path());
+    let request = |n: &str| exec("make", &[n]);
+    let token = |n: &str, server_socket: &Path| {
+        ask(server_socket, &request(n))["approval_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let pending = token("pending", &socket);
+    let approved = token("approved", &socket);
+    let consumed = token("consumed", &socket);
+    for t in [&approved, &consumed] {
+        assert_eq!(
+            ask(
+                &socket,
+                &json!({"action": "local.exec.approve", "token_id": t})
+            )["outcome"],
+            "ok"
+        );
+    }
+    let retry = |n: &str, t: &str| with(request(n), "approval_token", json!(t));
+    assert_eq!(
+        ask(&socket, &retry("consumed", &consumed))["decision"],
+        "allow"
+    );
+
+    server.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    server.wait().unwrap();
+    let mut server = serve(dir.path());
+    let state = |t: &str| {
+        ask(
+            &socket,
+            &json!({"action": "local.exec.show", "token_id": t}),
+        )["token"]["state"]
+            .clone()
+    };
+    assert_eq!(state(&pending), "pending");
+    assert_eq!(state(&approved), "approved");
+    assert_eq!(state(&consumed), "consumed");
+    let replay = ask(&socket, &retry("consumed", &consumed));
+    assert!(
+        replay["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already consumed"),
+        "{replay}"
+    );
+    assert_eq!(
+        ask(&socket, &retry("approved", &approved))["decision"],
+        "allow"
+    );
+    assert_eq!(
+        ask(&socket, &retry("pending", &pending))["decision"],
+        "pending_hitl"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
