@@ -149,11 +149,13 @@ impl TokenStore for RedisStore {
         let key = self.key(&token.id);
         // The record lives until its grace window ends; Redis forgets it then by itself. The
         // TTL is relative to issue time, so a host clock other than Redis's cannot cut it short.
+        // Redis takes a signed 64-bit TTL; no token needs more than a century.
+        const CENTURY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
         let ttl = token
             .expires_at_ms
             .saturating_sub(token.created_at_ms)
             .saturating_add(self.grace_ms)
-            .max(1);
+            .clamp(1, CENTURY_MS);
         redis::pipe()
             .atomic()
             .hset_multiple(
