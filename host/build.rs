@@ -5,6 +5,11 @@
 //! there (the directory is exported as `GAVEL_GUEST_DIR`), so a plain `cargo build` or
 //! `cargo test` on a fresh machine needs nothing but the Rust toolchain.
 
+// The same componentizer `gavel build` uses.
+#[path = "src/componentize.rs"]
+#[expect(dead_code, reason = "build.rs needs only part of the module")]
+mod componentize;
+
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,12 +34,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let target_dir = out_dir.join("guest-target");
     for name in policy_crates(&guests)? {
         let core = build_guest(&guests, &target_dir, &name)?;
-        let component = wit_component::ComponentEncoder::default()
-            .module(&core)
-            .map_err(|e| format!("guest `{name}` is not a policy module: {e:#}"))?
-            .validate(true)
-            .encode()
-            .map_err(|e| format!("guest `{name}` could not be made a component: {e:#}"))?;
+        let manifest = std::fs::read_to_string(guests.join(&name).join("Cargo.toml"))?;
+        let mut meta = componentize::meta_from_cargo_toml(&manifest);
+        if let Some(meta) = &mut meta {
+            meta.version
+                .get_or_insert_with(|| env!("CARGO_PKG_VERSION").to_owned());
+        }
+        let component = componentize::componentize(&core, meta.as_ref())
+            .map_err(|e| format!("guest `{name}`: {e}"))?;
         std::fs::write(components.join(format!("{name}.wasm")), component)?;
     }
     Ok(())

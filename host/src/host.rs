@@ -149,6 +149,12 @@ impl PolicyHost {
         self.chain().info()
     }
 
+    /// Run the chain on an action as a fresh request would, without issuing a token, auditing or
+    /// counting: a dry run that shows which policy and rule decide, and their suggestions.
+    pub fn evaluate(&self, action: &Action) -> crate::chain::ChainDecision {
+        self.chain().decide(action)
+    }
+
     /// The host's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics

@@ -1,8 +1,13 @@
 //! `gavel`: the command-line face of the Gavel policy host. Argument parsing and output only;
 //! everything else is the `gavel_host` library.
 
+mod bench;
+mod build_policy;
 mod client;
 mod eval;
+mod fixtures;
+mod inspect_cmd;
+mod new;
 mod project;
 mod serve;
 mod suggest;
@@ -37,6 +42,17 @@ enum Command {
     Token(client::TokenArgs),
     /// Send one raw request line to a running server and print the answer.
     Request(client::RequestArgs),
+    /// Scaffold a policy crate that builds and passes `gavel test` as generated.
+    New(new::NewArgs),
+    /// Build a policy crate (or re-encode a module or component) into a policy component.
+    Build(build_policy::BuildArgs),
+    /// Run fixture files against a policy; prints failures and `N passed, N failed`.
+    Test(fixtures::TestArgs),
+    /// Show a policy's world, interface version, imports, exports, digest, metadata, and
+    /// whether this host loads it.
+    Inspect(inspect_cmd::InspectArgs),
+    /// Decisions per second and latency percentiles of one policy, in process.
+    Bench(bench::BenchArgs),
     /// Show the command-rules verdict for a command and the rules that would allow it.
     Suggest(suggest::SuggestArgs),
     /// Merge allow rules into a project's permissions.json (append-only, atomic).
@@ -59,6 +75,11 @@ fn main() -> ExitCode {
         Command::Token(args) => client::token(args),
         Command::Request(args) => client::request(args),
         Command::Suggest(args) => suggest::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build_policy::run(args),
+        Command::Test(args) => fixtures::run(args),
+        Command::Inspect(args) => inspect_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::AllowForProject(args) => project::run(args),
     };
     match result {
@@ -107,4 +128,34 @@ fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .ok_or_else(|| std::io::Error::other(format!("`{}` is not a file name", path.display())))?;
     let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
     Ok(dir.open(name)?.into_std())
+}
+
+/// A whole file, read through a capability handle on its directory.
+fn read_bytes(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut open_file(path).with_context(|| format!("cannot open `{}`", path.display()))?,
+        &mut bytes,
+    )
+    .with_context(|| format!("cannot read `{}`", path.display()))?;
+    Ok(bytes)
+}
+
+/// The bytes of `builtin:NAME` or of a policy file.
+fn policy_bytes(source: &str) -> anyhow::Result<Vec<u8>> {
+    match source.strip_prefix("builtin:") {
+        Some(name) => gavel_host::builtin_component(name)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                let known: Vec<String> = gavel_host::builtin_names()
+                    .map(|n| format!("builtin:{n}"))
+                    .collect();
+                anyhow::anyhow!(
+                    "there is no bundled policy `{name}`; bundled: {}",
+                    known.join(", ")
+                )
+            }),
+        None => read_bytes(std::path::Path::new(source)),
+    }
 }
