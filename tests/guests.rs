@@ -259,9 +259,13 @@ fn components_that_are_not_policies_are_refused() {
             "is a core WebAssembly module, not a component",
         ),
         (
+            wat::parse_str(r#"(component (import "evil:backdoor/api@1.0.0" (instance)))"#).unwrap(),
+            "imports `evil:backdoor/api@1.0.0`, which Gavel does not provide",
+        ),
+        (
             wat::parse_str(r#"(component (import "wasi:cli/environment@0.2.0" (instance)))"#)
                 .unwrap(),
-            "imports `wasi:cli/environment@0.2.0`, which Gavel does not provide",
+            "imports `wasi:cli/environment@0.2.0`; set `wasi = true` on this policy",
         ),
         (
             wat::parse_str("(component)").unwrap(),

@@ -135,14 +135,14 @@ fn inspect_shows_a_forbidden_import() {
     let bad = dir.path().join("bad.wasm");
     std::fs::write(
         &bad,
-        wat::parse_str(r#"(component (import "wasi:filesystem/types@0.2.0" (instance)))"#).unwrap(),
+        wat::parse_str(r#"(component (import "evil:backdoor/api@1.0.0" (instance)))"#).unwrap(),
     )
     .unwrap();
     let o = gavel(&["inspect", "bad.wasm"], dir.path());
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o);
     assert!(
-        out.contains("imports:        wasi:filesystem/types@0.2.0"),
+        out.contains("imports:        evil:backdoor/api@1.0.0"),
         "{out}"
     );
     assert!(

@@ -286,6 +286,10 @@ pub struct PolicySpec {
     /// Overrides of `[limits]` for this policy.
     #[serde(default)]
     pub limits: PolicyLimits,
+    /// Satisfy the policy's WASI imports (componentize-py, componentize-js output) with an
+    /// empty sandbox: no files, network, environment or arguments; stdout/stderr to the log.
+    #[serde(default)]
+    pub wasi: bool,
 }
 
 impl PolicySpec {
@@ -299,6 +303,7 @@ impl PolicySpec {
             config: None,
             config_file: None,
             limits: PolicyLimits::default(),
+            wasi: false,
         }
     }
 
@@ -400,6 +405,7 @@ impl PolicySpec {
                 .saturating_mul(1 << 20),
             isolation: self.limits.isolation.unwrap_or(base.isolation),
             max_uses: base.max_uses,
+            wasi: self.wasi,
         }
     }
 }

@@ -47,12 +47,58 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("gavel").join("compiled"))
 }
 
+/// Bytes of stdout and stderr kept per instance of a WASI policy; past this, writes fail.
+const CAPTURED_OUTPUT_MAX: usize = 1 << 20;
+
 /// What every store carries: who the policy is, its configuration, and its limits.
 pub(crate) struct HostState {
     pub(crate) policy: Arc<str>,
     pub(crate) config: Arc<str>,
     pub(crate) limiter: Limiter,
     pub(crate) log_lines_left: u32,
+    /// The empty WASI world of a policy run with `wasi = true`; created on first use.
+    wasi: Option<Box<WasiState>>,
+}
+
+/// A WASI context with nothing in it: no files, no network, no environment, no arguments;
+/// stdout and stderr go to a buffer that is copied into the host's log after every call.
+struct WasiState {
+    ctx: wasmtime_wasi::WasiCtx,
+    table: wasmtime::component::ResourceTable,
+    output: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+    logged: usize,
+}
+
+impl WasiState {
+    fn sealed() -> Self {
+        let output = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(CAPTURED_OUTPUT_MAX);
+        let mut builder = wasmtime_wasi::WasiCtx::builder();
+        builder
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        Self {
+            ctx: builder.build(),
+            table: wasmtime::component::ResourceTable::new(),
+            output,
+            logged: 0,
+        }
+    }
+}
+
+impl wasmtime_wasi::WasiView for HostState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        let state = self
+            .wasi
+            .get_or_insert_with(|| Box::new(WasiState::sealed()));
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut state.ctx,
+            table: &mut state.table,
+        }
+    }
 }
 
 impl HostState {
@@ -65,6 +111,29 @@ impl HostState {
                 memory_hit: false,
             },
             log_lines_left: LOG_LINES_PER_CALL,
+            wasi: None,
+        }
+    }
+
+    /// Copy what a WASI policy printed since the last call into the host's log.
+    pub(crate) fn drain_output(&mut self) {
+        let Some(state) = self.wasi.as_mut() else {
+            return;
+        };
+        let all = state.output.contents();
+        if all.len() <= state.logged {
+            return;
+        }
+        let fresh = String::from_utf8_lossy(&all[state.logged..]).into_owned();
+        state.logged = all.len();
+        let policy = &*self.policy;
+        for line in fresh
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(LOG_LINES_PER_CALL as usize)
+        {
+            let line = &line[..line.floor_char_boundary(LOG_LINE_MAX)];
+            tracing::info!(policy, stream = "stdout", "{line}");
         }
     }
 
@@ -145,6 +214,8 @@ impl ResourceLimiter for Limiter {
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
+    /// The host imports plus an empty WASI world, for policies run with `wasi = true`.
+    pub(crate) wasi_linker: Linker<HostState>,
     cache: Option<CompileCache>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -163,6 +234,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| format!("cannot define the host imports: {e}"))?;
+
+        let mut wasi_linker = linker.clone();
+        wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker)
+            .map_err(|e| format!("cannot define the WASI imports: {e}"))?;
 
         let cache = options.cache_dir.as_deref().and_then(|dir| {
             CompileCache::open(dir, &engine)
@@ -188,6 +263,7 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
+            wasi_linker,
             cache,
             ticker_stop,
         })

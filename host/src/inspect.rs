@@ -93,7 +93,18 @@ pub fn inspect(bytes: &[u8], config: &str) -> Inspection {
             .iter()
             .any(|e| e.starts_with("gavel:policy/manage@"));
     }
-    match Policy::load(runtime, "inspected", bytes, config, Limits::default()) {
+    // A policy that imports WASI is tried as `wasi = true` would run it.
+    let wasi = report.imports.iter().any(|i| i.starts_with("wasi:"));
+    let limits = Limits {
+        wasi,
+        memory_bytes: if wasi {
+            256 << 20
+        } else {
+            Limits::default().memory_bytes
+        },
+        ..Limits::default()
+    };
+    match Policy::load(runtime, "inspected", bytes, config, limits) {
         Ok(policy) => {
             report.world = Some(policy.world().name());
         }

@@ -40,6 +40,9 @@ pub struct Limits {
     pub isolation: Isolation,
     /// A pooled instance is retired after this many calls, so its memory returns to the system.
     pub max_uses: u32,
+    /// Satisfy WASI imports with an empty sandbox (no files, network, environment or
+    /// arguments; output captured into the log). Off: a policy importing WASI is refused.
+    pub wasi: bool,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             memory_bytes: 32 << 20,
             isolation: Isolation::Pooled,
             max_uses: 10_000,
+            wasi: false,
         }
     }
 }
@@ -150,7 +154,13 @@ impl Policy {
 
         let ty = component.component_type();
         for (import, _) in ty.imports(&runtime.engine) {
-            if import != HOST_IMPORT && import != TYPES_IMPORT {
+            if import.starts_with("wasi:") && !limits.wasi {
+                return Err(fail(format!(
+                    "imports `{import}`; set `wasi = true` on this policy to run it in an empty WASI \
+                     sandbox (no files, network, environment or arguments)"
+                )));
+            }
+            if import != HOST_IMPORT && import != TYPES_IMPORT && !import.starts_with("wasi:") {
                 return Err(fail(format!(
                     "imports `{import}`, which Gavel does not provide; a policy may import only \
                      `{HOST_IMPORT}`"
@@ -179,8 +189,12 @@ impl Policy {
             World::DecidePolicy
         };
 
-        let pre = runtime
-            .linker
+        let linker = if limits.wasi {
+            &runtime.wasi_linker
+        } else {
+            &runtime.linker
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("cannot be linked: {e:#}")))?;
         let decide_idx = decide::GuestIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?;
@@ -204,7 +218,9 @@ impl Policy {
             pool: Mutex::new(Vec::new()),
             max_idle: std::thread::available_parallelism().map_or(4, |n| n.get() * 2),
         };
-        let warm = policy.instantiate().map_err(Error::Policy)?;
+        let warm = policy
+            .off_runtime(|| policy.instantiate())
+            .map_err(Error::Policy)?;
         policy.give_back(warm);
         Ok(policy)
     }
@@ -224,12 +240,37 @@ impl Policy {
 
     /// Decide one action. Never fails: a broken policy is a `deny` naming it and the cause.
     pub(crate) fn decide(&self, action: &wit::Action) -> PolicyDecision {
+        self.off_runtime(|| Ok(self.decide_here(action)))
+            .unwrap_or_else(|e| PolicyDecision::failed("trap", e))
+    }
+
+    /// Run `f` where a WASI policy may run: wasmtime-wasi's synchronous bindings block on a
+    /// runtime of their own and must not be called from a tokio worker, so such a policy runs
+    /// on a scoped helper thread. Other policies run inline.
+    fn off_runtime<T: Send>(
+        &self,
+        f: impl FnOnce() -> Result<T, String> + Send,
+    ) -> Result<T, String> {
+        if !self.limits.wasi {
+            return f();
+        }
+        std::thread::scope(|scope| scope.spawn(f).join()).unwrap_or_else(|_| {
+            Err(format!(
+                "policy `{}` failed: its host thread panicked",
+                self.name
+            ))
+        })
+    }
+
+    fn decide_here(&self, action: &wit::Action) -> PolicyDecision {
         let mut warm = match self.take() {
             Ok(warm) => warm,
             Err(reason) => return PolicyDecision::failed("instantiate", reason),
         };
         self.arm(&mut warm.store);
-        match warm.decide.call_decide(&mut warm.store, action) {
+        let result = warm.decide.call_decide(&mut warm.store, action);
+        warm.store.data_mut().drain_output();
+        match result {
             Ok(Ok(decision)) => {
                 self.give_back(warm);
                 self.accept(decision)
@@ -256,6 +297,15 @@ impl Policy {
     /// Ask the `manage` hook whether an operator's action may be applied. `Ok(())` permits; a
     /// veto or any failure of the hook is `Err(reason)`. Policies without the hook permit.
     pub(crate) fn manage(
+        &self,
+        op: Operation,
+        token: &Token,
+        operator_uid: Option<u32>,
+    ) -> Result<(), String> {
+        self.off_runtime(|| Ok(self.manage_here(op, token, operator_uid)))?
+    }
+
+    fn manage_here(
         &self,
         op: Operation,
         token: &Token,
@@ -290,7 +340,9 @@ impl Policy {
             operator_uid,
         };
         self.arm(&mut warm.store);
-        match hook.call_manage(&mut warm.store, &request) {
+        let result = hook.call_manage(&mut warm.store, &request);
+        warm.store.data_mut().drain_output();
+        match result {
             Ok(wit::ManagementVerdict::Permit) => {
                 self.give_back(warm);
                 Ok(())
@@ -364,7 +416,9 @@ impl Policy {
             )
         })?;
         self.arm(&mut store);
-        match decide.call_init(&mut store) {
+        let result = decide.call_init(&mut store);
+        store.data_mut().drain_output();
+        match result {
             Ok(Ok(())) => Ok(Warm {
                 store,
                 decide,

@@ -23,6 +23,12 @@ pub(crate) struct BenchArgs {
     /// `pooled` (reuse configured instances) or `per-decision` (a fresh instance each time).
     #[arg(long, default_value = "pooled")]
     isolation: String,
+    /// Run a WASI-importing policy (componentize-py, componentize-js) in the empty WASI sandbox.
+    #[arg(long)]
+    wasi: bool,
+    /// The policy's memory limit in MiB (default 32).
+    #[arg(long)]
+    memory_mib: Option<u64>,
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -37,8 +43,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     spec.limits = PolicyLimits {
         isolation: Some(isolation),
+        memory_mib: args.memory_mib,
         ..PolicyLimits::default()
     };
+    spec.wasi = args.wasi;
     let line = std::fs::read_to_string(&args.request)
         .with_context(|| format!("cannot read `{}`", args.request.display()))?;
     let Ok(Request::Decide(request)) = parse_request(line.trim().as_bytes()) else {

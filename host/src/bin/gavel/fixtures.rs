@@ -5,6 +5,8 @@
 //! ```json
 //! {"policy": "builtin:command-rules" | "path/relative/to/this/file.wasm",
 //!  "config": {...},            // or "config_file": "rules.json"
+//!  "wasi": false,              // true: run a WASI-importing policy in an empty sandbox
+//!  "limits": {"memory_mib": 64, "deadline_ms": 100},
 //!  "cases": [
 //!    {"name": "...", "request": {...}, "expect": {"decision": "deny", "reason": "substring",
 //!                                              "rule": "rule id", "suggestions": ["rule", ...]}},
@@ -118,6 +120,12 @@ async fn run_file(file: &Path, filter: Option<&str>) -> anyhow::Result<Vec<Outco
     }
     if let Some(cf) = fixture.get("config_file").and_then(Value::as_str) {
         spec.config_file = Some(base.join(cf));
+    }
+    spec.wasi = fixture["wasi"].as_bool().unwrap_or(false);
+    if let Some(limits) = fixture.get("limits") {
+        spec.limits = serde_json::from_value(limits.clone()).with_context(|| {
+            format!("`{shown}`: `limits` takes deadline_ms, memory_mib and isolation")
+        })?;
     }
     let config = HostConfig {
         policies: vec![spec],
