@@ -359,7 +359,7 @@ async fn a_peer_of_another_uid_gets_no_answer() {
         let socket = s.socket.clone();
         move || {
             use std::os::unix::process::CommandExt;
-            let script = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+            let script = r#"use IO::Socket::UNIX; $SIG{PIPE} = "IGNORE"; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
                 print $s "$ARGV[1]\n"; my $a = <$s>; print defined $a ? "ANSWER $a" : "NO ANSWER\n";"#;
             std::process::Command::new("/usr/bin/perl")
                 .args(["-e", script])
