@@ -4,7 +4,7 @@
 //!
 //! These need `redis-server` on the PATH (Debian: `apt-get install redis-server`), so they are
 //! ignored by the everyday `cargo test`; run them with
-//! `cargo test -p gavel-host --test redis -- --ignored` (`.ci/run` does).
+//! `cargo test --workspace --test redis -- --ignored` (`.ci/run` does).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -3,8 +3,13 @@
 //! `builtin:command-rules` on a 5-part compound command against 200 rules, through the wasm
 //! policy and through the same library called natively (the baseline), measured in one run.
 //!
-//! Run: `cargo bench -p gavel-host --bench decision_latency [-- N]` (default N = 100000).
-//! Prints median, p99, p99.9 and max per scenario, and the wasm / native ratio.
+//! Also: a fresh instance per decision against pooled instances (with and without wasmtime's
+//! pooling allocator), and loading a chain of 10 distinct policies cold (compiling) and from the
+//! compiled-policy cache.
+//!
+//! Run: `cargo bench -p gavel-host --bench decision_latency [-- N] [--json FILE]`
+//! (default N = 100000). Prints median, p99, p99.9 and max per scenario and the wasm / native
+//! ratio; `--json` also writes every figure to FILE.
 
 use command_rules_core::{Policy, Request as RulesRequest};
 use gavel_host::tokens::MemoryStore;
@@ -59,51 +64,69 @@ fn decide_request(line: &[u8]) -> Result<DecideRequest, Error> {
     }
 }
 
+struct Results(Vec<serde_json::Value>);
+
+impl Results {
+    fn add(&mut self, name: &str, samples: Vec<Duration>) -> (f64, f64) {
+        let (median, p99) = report(name, samples.clone());
+        let mut s = samples;
+        s.sort_unstable();
+        let at = |q: f64| s[((s.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+        self.0.push(json!({"name": name, "n": s.len(), "median_us": median, "p99_us": p99, "p999_us": at(0.999), "max_us": at(1.0)}));
+        (median, p99)
+    }
+}
+
 fn main() -> Result<(), Error> {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let json_out = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut results = Results(Vec::new());
 
     let default_allow =
         host(PolicySpec::builtin("default-action").with_config(json!({"action": "allow"})))?;
     let exec = decide_request(EXEC_LINE)?;
     let s = rt.block_on(sample(n, || default_allow.decide(&exec)));
-    report("default-action: PolicyHost::decide", s);
+    results.add("default-action: PolicyHost::decide", s);
     let s = rt.block_on(sample(n, || async {
         default_allow
             .handle_line(EXEC_LINE, Operator::default())
             .await
             .to_line()
     }));
-    report("default-action: handle_line (parse+decide+encode)", s);
+    results.add("default-action: handle_line (parse+decide+encode)", s);
 
     let rules = rules_200();
     let native = Policy::from_json(&rules.to_string())?;
     let rules_host = host(PolicySpec::builtin("command-rules").with_config(rules.clone()))?;
+    let mut ratios = Vec::new();
     for (label, cmd) in [
         ("simple command", "git status --short"),
         ("5-part compound", COMPOUND),
     ] {
         let line = json!({"action": "tool.call", "tool": "run_command", "arg": cmd, "sandbox_id": "b", "session_id": "s"});
         let request = decide_request(line.to_string().as_bytes())?;
-        let wasm = rt.block_on(sample(n, || rules_host.decide(&request)));
         if rt.block_on(rules_host.decide(&request)).decision
             != gavel_host::wire::WireDecision::Allow
         {
             return Err(format!("`{cmd}` was expected to be allowed").into());
         }
+        let wasm = rt.block_on(sample(n, || rules_host.decide(&request)));
         let native_s = rt.block_on(sample(n, || async {
             native.evaluate(&RulesRequest::tool("run_command", cmd))
         }));
-        let w = report(
+        let w = results.add(
             &format!("command-rules, 200 rules, {label}: wasm (PolicyHost::decide)"),
             wasm,
         );
-        let nat = report(
+        let nat = results.add(
             &format!("command-rules, 200 rules, {label}: native library"),
             native_s,
         );
@@ -112,6 +135,90 @@ fn main() -> Result<(), Error> {
             w.0 / nat.0,
             w.1 / nat.1
         );
+        ratios.push(json!({"name": label, "median_ratio": w.0 / nat.0, "p99_ratio": w.1 / nat.1}));
+    }
+
+    // Instance modes: a fresh instance for every decision, with and without the pooling allocator.
+    for pooling in [true, false] {
+        for (label, spec) in [
+            (
+                "default-action",
+                PolicySpec::builtin("default-action").with_config(json!({"action": "allow"})),
+            ),
+            (
+                "command-rules 200 rules",
+                PolicySpec::builtin("command-rules").with_config(rules.clone()),
+            ),
+        ] {
+            let mut spec = spec;
+            spec.limits.isolation = Some(gavel_host::Isolation::PerDecision);
+            let mut config = HostConfig {
+                policies: vec![spec],
+                ..HostConfig::default()
+            };
+            config.limits.pooling = pooling;
+            let h = PolicyHost::new(&config, Arc::new(MemoryStore::new()))?;
+            let line = json!({"action": "tool.call", "tool": "run_command", "arg": "git status --short", "sandbox_id": "b", "session_id": "s"});
+            let request = decide_request(line.to_string().as_bytes())?;
+            let s = rt.block_on(sample(n / 10, || h.decide(&request)));
+            let alloc = if pooling {
+                "pooling allocator"
+            } else {
+                "on-demand allocator"
+            };
+            results.add(
+                &format!("{label}: fresh instance per decision ({alloc})"),
+                s,
+            );
+        }
+    }
+
+    // Policy load: ten distinct components (the bundled command-rules stamped with ten names),
+    // compiled cold into an empty cache, then started again from that cache.
+    let cache = tempfile::tempdir()?;
+    let dir = tempfile::tempdir()?;
+    let base = gavel_host::builtin_component("command-rules").ok_or("no builtin command-rules")?;
+    let mut specs = Vec::new();
+    for i in 0..10 {
+        let meta = gavel_host::componentize::PolicyMeta {
+            name: format!("rules-{i}"),
+            version: None,
+            description: None,
+        };
+        let bytes = gavel_host::componentize::componentize(base, Some(&meta))?;
+        let path = dir.path().join(format!("rules-{i}.wasm"));
+        std::fs::write(&path, bytes)?;
+        let mut spec = PolicySpec::file(&path).with_config(rules.clone());
+        spec.name = format!("rules-{i}");
+        specs.push(spec);
+    }
+    let config = HostConfig {
+        policies: specs,
+        cache_dir: Some(cache.path().to_owned()),
+        ..HostConfig::default()
+    };
+    let started = Instant::now();
+    drop(PolicyHost::new(&config, Arc::new(MemoryStore::new()))?);
+    let cold = started.elapsed();
+    let mut warm = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        drop(PolicyHost::new(&config, Arc::new(MemoryStore::new()))?);
+        warm.push(started.elapsed());
+    }
+    warm.sort_unstable();
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / 10.0;
+    println!(
+        "policy load, 10 policies: cold compile {:.1} ms per policy; from the compiled cache {:.2} ms per policy (median of 5)",
+        per(cold),
+        per(warm[2])
+    );
+    let load = json!({"policies": 10, "cold_ms_per_policy": per(cold), "cached_ms_per_policy": per(warm[2])});
+
+    if let Some(path) = json_out {
+        let out = json!({"decisions": results.0, "ratios": ratios, "load": load});
+        std::fs::write(&path, serde_json::to_string_pretty(&out)?)?;
+        println!("wrote {path}");
     }
     Ok(())
 }

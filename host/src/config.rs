@@ -158,6 +158,9 @@ pub struct LimitsConfig {
     /// A pooled instance is retired after this many calls.
     #[serde(default = "defaults::max_uses")]
     pub max_uses: u32,
+    /// Use wasmtime's pooling allocator (engine-wide).
+    #[serde(default = "defaults::yes")]
+    pub pooling: bool,
 }
 
 impl Default for LimitsConfig {
@@ -168,6 +171,7 @@ impl Default for LimitsConfig {
             max_stack_kib: defaults::max_stack_kib(),
             isolation: Isolation::default(),
             max_uses: defaults::max_uses(),
+            pooling: true,
         }
     }
 }
@@ -554,6 +558,7 @@ impl HostConfig {
                 None
             },
             max_stack_bytes: usize::try_from(self.limits.max_stack_kib).unwrap_or(512) * 1024,
+            pooling: self.limits.pooling,
         }
     }
 }
