@@ -205,6 +205,66 @@ struct RuleSet {
     allow: Vec<Rule>,
     ask: Vec<Rule>,
     deny: Vec<Rule>,
+    /// `run_command` rules of each list by the literal first word of their pattern, so a
+    /// command is matched against the few rules that can match it, not all of them.
+    index: [CommandIndex; 3],
+}
+
+/// Positions of `run_command` rules in one list, by the first word their pattern needs.
+#[derive(Debug, Clone, Default)]
+struct CommandIndex {
+    by_word: HashMap<String, Vec<usize>>,
+    /// Rules that can match any first word: a bare `run_command`, `*`, `np*`.
+    any: Vec<usize>,
+}
+
+impl CommandIndex {
+    fn new(rules: &[Rule]) -> Self {
+        let mut index = Self::default();
+        for (i, rule) in rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.tool == RUN_COMMAND)
+        {
+            let word = rule.pattern.as_ref().and_then(|g| {
+                let prefix = g.text.split('*').next().unwrap_or("");
+                match prefix.split_once(' ') {
+                    Some((word, _)) => Some(word),
+                    // No space before the first star: the first word is complete only when the
+                    // whole pattern is literal (`ls`).
+                    None if !g.text.contains('*') => Some(g.text.as_str()),
+                    None => None,
+                }
+            });
+            match word {
+                Some(w) => index.by_word.entry(w.to_owned()).or_default().push(i),
+                None => index.any.push(i),
+            }
+        }
+        index
+    }
+
+    /// The first rule of `rules` (in configuration order) that matches any of `texts`.
+    fn first<'r>(&self, rules: &'r [Rule], texts: &[String]) -> Option<&'r Rule> {
+        let mut best: Option<usize> = None;
+        for text in texts {
+            let word = text.split(' ').next().unwrap_or("");
+            let named = self
+                .by_word
+                .get(word)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for &i in named.iter().chain(&self.any) {
+                if best.is_some_and(|b| i >= b) {
+                    continue;
+                }
+                if rules[i].pattern.as_ref().is_none_or(|g| g.matches(text)) {
+                    best = Some(i);
+                }
+            }
+        }
+        best.map(|i| &rules[i])
+    }
 }
 
 impl RuleSet {
@@ -217,42 +277,47 @@ impl RuleSet {
                 })
                 .collect()
         };
-        Ok(Self {
-            allow: list(&rules.allow, "allow")?,
-            ask: list(&rules.ask, "ask")?,
-            deny: list(&rules.deny, "deny")?,
-        })
+        Ok(Self::from_lists(
+            list(&rules.allow, "allow")?,
+            list(&rules.ask, "ask")?,
+            list(&rules.deny, "deny")?,
+        ))
+    }
+
+    fn from_lists(allow: Vec<Rule>, ask: Vec<Rule>, deny: Vec<Rule>) -> Self {
+        let index = [
+            CommandIndex::new(&allow),
+            CommandIndex::new(&ask),
+            CommandIndex::new(&deny),
+        ];
+        Self {
+            allow,
+            ask,
+            deny,
+            index,
+        }
     }
 
     fn merged(&self, other: &RuleSet) -> RuleSet {
         let cat = |a: &[Rule], b: &[Rule]| a.iter().chain(b).cloned().collect();
-        RuleSet {
-            allow: cat(&self.allow, &other.allow),
-            ask: cat(&self.ask, &other.ask),
-            deny: cat(&self.deny, &other.deny),
-        }
+        RuleSet::from_lists(
+            cat(&self.allow, &other.allow),
+            cat(&self.ask, &other.ask),
+            cat(&self.deny, &other.deny),
+        )
     }
 
     /// The verdict of this scope for one command part, if any rule here matches it.
     fn match_command(&self, a: &Analysis) -> Option<(Verdict, &Rule)> {
-        let hits = |rule: &Rule, texts: &[String]| {
-            rule.tool == RUN_COMMAND
-                && match &rule.pattern {
-                    None => true,
-                    Some(glob) => texts.iter().any(|t| glob.matches(t)),
-                }
-        };
-        if let Some(r) = self.deny.iter().find(|r| hits(r, &a.views)) {
+        let [allow, ask, deny] = &self.index;
+        if let Some(r) = deny.first(&self.deny, &a.views) {
             return Some((Verdict::Deny, r));
         }
-        if let Some(r) = self.ask.iter().find(|r| hits(r, &a.views)) {
+        if let Some(r) = ask.first(&self.ask, &a.views) {
             return Some((Verdict::Ask, r));
         }
         if a.blocker.is_none()
-            && let Some(r) = self
-                .allow
-                .iter()
-                .find(|r| hits(r, std::slice::from_ref(&a.written)))
+            && let Some(r) = allow.first(&self.allow, std::slice::from_ref(&a.written))
         {
             return Some((Verdict::Allow, r));
         }
@@ -307,7 +372,8 @@ pub struct Policy {
     projects: HashMap<String, RuleSet>,
     project_root: Option<String>,
     home: Option<String>,
-    never_approve: Vec<Rule>,
+    /// `never_approve` rules, as the deny list of a rule set.
+    never_approve: RuleSet,
 }
 
 /// One part of a decision: a subcommand (or the whole call, for other tools).
@@ -333,7 +399,8 @@ impl Policy {
             .never_approve
             .iter()
             .map(|t| Rule::parse(t).map_err(|e| ConfigError(format!("{e} (in `never_approve`)"))))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let never_approve = RuleSet::from_lists(Vec::new(), Vec::new(), never_approve);
         Ok(Self {
             global,
             local,
@@ -378,28 +445,20 @@ impl Policy {
 
     /// The `never_approve` rule an approval of this call would break, if any.
     pub fn never_approve(&self, request: &Request<'_>) -> Option<&str> {
-        if self.never_approve.is_empty() {
+        if self.never_approve.deny.is_empty() {
             return None;
         }
-        let set = RuleSet {
-            deny: self.never_approve.clone(),
-            ..RuleSet::default()
-        };
         match (&request.arg, request.tool) {
             (_, RUN_COMMAND) => {
                 let (analyses, _) = collect(request);
                 analyses
                     .iter()
-                    .find_map(|a| set.match_command(a).map(|(_, r)| r.text.as_str()))
-                    .and_then(|t| {
-                        self.never_approve
-                            .iter()
-                            .find(|r| r.text == t)
-                            .map(|r| r.text.as_str())
-                    })
+                    .find_map(|a| self.never_approve.match_command(a))
+                    .map(|(_, r)| r.text.as_str())
             }
             (Arg::Text(arg), tool) => self
                 .never_approve
+                .deny
                 .iter()
                 .find(|r| r.tool == tool && r.pattern.as_ref().is_none_or(|g| g.matches(arg)))
                 .map(|r| r.text.as_str()),
