@@ -17,7 +17,7 @@ pub struct ChainDecision {
     /// Why, naming the policy (and rule) that decided.
     pub reason: String,
     /// The policy that decided: the first that denied, else the first that asked, else the last.
-    pub policy: String,
+    pub policy: Arc<str>,
     /// The rule that decided, if the policy named one.
     pub rule_id: Option<String>,
     /// Suggestions from every policy that asked.
@@ -113,7 +113,7 @@ impl Chain {
             (None, None) => ChainDecision {
                 verdict: Verdict::Deny,
                 reason: "no policy is loaded".into(),
-                policy: String::new(),
+                policy: Arc::from(""),
                 rule_id: None,
                 suggestions: Vec::new(),
                 failure: None,
@@ -152,7 +152,7 @@ fn conclude(policy: &Policy, d: PolicyDecision) -> ChainDecision {
     ChainDecision {
         verdict: d.verdict,
         reason,
-        policy: name.to_owned(),
+        policy: policy.name_arc(),
         rule_id: d.rule_id,
         suggestions: d.suggestions,
         failure: d.failure,

@@ -112,7 +112,7 @@ impl HostBuilder<'_> {
 /// What happened besides the answer, for the audit record and metrics.
 #[derive(Default)]
 struct Trail {
-    policy: Option<String>,
+    policy: Option<Arc<str>>,
     rule: Option<String>,
     token_id: Option<String>,
     transition: Option<&'static str>,
@@ -217,9 +217,11 @@ impl PolicyHost {
             WireDecision::Deny => "deny",
             WireDecision::PendingHitl => "pending_hitl",
         };
+        // A retry is decided by its token, not by a policy.
+        static NONE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("none"));
         metrics.decision(
             verdict,
-            trail.policy.as_deref().unwrap_or(""),
+            trail.policy.clone().unwrap_or_else(|| Arc::clone(&NONE)),
             started.elapsed().as_secs_f64(),
         );
         response
@@ -241,10 +243,11 @@ impl PolicyHost {
             );
             return (DecideResponse::deny(reason), Trail::default());
         }
-        let fingerprint = action.fingerprint();
         match &request.approval_token {
-            None => self.decide_fresh(action, fingerprint, chain).await,
+            // The fingerprint is computed only when a token needs it.
+            None => self.decide_fresh(action, chain).await,
             Some(token_id) => {
+                let fingerprint = action.fingerprint();
                 if let Some(client) = &request.request_fingerprint
                     && !client.eq_ignore_ascii_case(&fingerprint)
                 {
@@ -256,15 +259,10 @@ impl PolicyHost {
         }
     }
 
-    async fn decide_fresh(
-        &self,
-        action: &Action,
-        fingerprint: String,
-        chain: &Chain,
-    ) -> (DecideResponse, Trail) {
+    async fn decide_fresh(&self, action: &Action, chain: &Chain) -> (DecideResponse, Trail) {
         let decision = chain.decide(action);
         let mut trail = Trail {
-            policy: Some(decision.policy.clone()),
+            policy: Some(Arc::clone(&decision.policy)),
             rule: decision.rule_id.clone(),
             failure: decision.failure,
             ..Trail::default()
@@ -283,11 +281,11 @@ impl PolicyHost {
                 let token = Token {
                     id: uuid::Uuid::new_v4().to_string(),
                     state: TokenState::Pending,
-                    fingerprint,
+                    fingerprint: action.fingerprint(),
                     action: action.clone(),
                     created_at_ms: now,
                     expires_at_ms: now.saturating_add(self.inner.token_ttl_ms),
-                    policy: decision.policy,
+                    policy: decision.policy.to_string(),
                     rule_id: decision.rule_id,
                     reason: Some(decision.reason.clone()),
                 };
@@ -558,7 +556,7 @@ impl PolicyHost {
             }
             .into(),
             reason: response.reason.clone(),
-            policy: trail.policy.clone(),
+            policy: trail.policy.as_deref().map(str::to_owned),
             rule: trail.rule.clone(),
             policies: chain.digests().to_vec(),
             token_id: trail.token_id.clone(),

@@ -10,8 +10,21 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
-    verdict: String,
-    policy: String,
+    verdict: &'static str,
+    policy: PolicyName,
+}
+
+/// A policy's name as a label value, shared rather than copied on every decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) struct PolicyName(pub(crate) std::sync::Arc<str>);
+
+impl prometheus_client::encoding::EncodeLabelValue for PolicyName {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,11 +107,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn decision(&self, verdict: &str, policy: &str, seconds: f64) {
+    pub(crate) fn decision(
+        &self,
+        verdict: &'static str,
+        policy: std::sync::Arc<str>,
+        seconds: f64,
+    ) {
         self.decisions
             .get_or_create(&DecisionLabels {
-                verdict: verdict.into(),
-                policy: policy.into(),
+                verdict,
+                policy: PolicyName(policy),
             })
             .inc();
         self.latency.observe(seconds);

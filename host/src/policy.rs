@@ -229,6 +229,10 @@ impl Policy {
         &self.name
     }
 
+    pub(crate) fn name_arc(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     /// SHA-256 of the component, lowercase hex.
     pub(crate) fn digest(&self) -> &str {
         &self.digest
