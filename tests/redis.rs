@@ -103,6 +103,33 @@ async fn redis_store_conformance() {
     .await;
 }
 
+#[test]
+#[ignore = "needs redis-server; run with --ignored"]
+fn redis_store_follows_the_model() {
+    use proptest::prelude::*;
+    let redis = Redis::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&model::ops(), |ops| {
+            let prefix = format!("m{}:", n.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            let store = rt
+                .block_on(RedisStore::connect(&redis.url(), &prefix, 500))
+                .unwrap();
+            rt.block_on(model::check(&store, &ops))
+                .map_err(proptest::test_runner::TestCaseError::fail)
+        })
+        .unwrap();
+}
+
 fn ask(socket: &Path, line: &Value) -> Value {
     let mut c = UnixStream::connect(socket).unwrap();
     writeln!(c, "{line}").unwrap();

@@ -35,6 +35,26 @@ async fn sqlite_store_conformance() {
     .await;
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+    /// Random sequences of issue, retry, approve, revoke, expire and prune agree with the model.
+    #[test]
+    fn memory_store_follows_the_model(ops in model::ops()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let store = MemoryStore::new();
+        rt.block_on(model::check(&store, &ops)).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn sqlite_store_follows_the_model(ops in model::ops()) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
+        rt.block_on(model::check(&store, &ops)).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}
+
 #[test]
 fn the_sqlite_store_is_private() {
     use std::os::unix::fs::PermissionsExt;

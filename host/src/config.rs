@@ -57,6 +57,9 @@ pub struct HostConfig {
     /// How long an expired token stays on record, so a late retry hears "expired".
     #[serde(default = "defaults::token_grace_ms")]
     pub token_grace_ms: u64,
+    /// How often `gavel serve` forgets tokens past their grace window, in ms.
+    #[serde(default = "defaults::prune_interval_ms")]
+    pub prune_interval_ms: u64,
     /// When set, requests naming any other sandbox are denied.
     #[serde(default)]
     pub expected_sandbox_id: Option<String>,
@@ -93,6 +96,7 @@ impl Default for HostConfig {
             token_ttl_ms: defaults::token_ttl_ms(),
             retry_after_ms: defaults::retry_after_ms(),
             token_grace_ms: defaults::token_grace_ms(),
+            prune_interval_ms: defaults::prune_interval_ms(),
             expected_sandbox_id: None,
             cache_dir: None,
             compile_cache: true,
@@ -124,6 +128,9 @@ mod defaults {
     }
     pub(super) fn token_grace_ms() -> u64 {
         300_000
+    }
+    pub(super) fn prune_interval_ms() -> u64 {
+        60_000
     }
     pub(super) fn deadline_ms() -> u64 {
         100
@@ -530,6 +537,11 @@ impl HostConfig {
                 "`limits.max_stack_kib` = {} is outside 64..=8192",
                 self.limits.max_stack_kib
             )));
+        }
+        if self.prune_interval_ms == 0 {
+            return Err(Error::Config(
+                "`prune_interval_ms` must be at least 1".into(),
+            ));
         }
         if self.max_connections == 0 {
             return Err(Error::Config("`max_connections` must be at least 1".into()));

@@ -19,9 +19,6 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
-/// How often expired tokens past their grace window are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
 /// What a socket answers.
 #[derive(Debug, Clone)]
 enum Role {
@@ -39,6 +36,7 @@ pub struct Server {
     listeners: Vec<(UnixListener, PathBuf, Role, Arc<Vec<u32>>)>,
     max_connections: usize,
     idle_timeout: Duration,
+    prune_every: Duration,
 }
 
 impl Server {
@@ -71,6 +69,7 @@ impl Server {
             listeners,
             max_connections: config.max_connections,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            prune_every: Duration::from_millis(config.prune_interval_ms),
         })
     }
 
@@ -108,9 +107,10 @@ impl Server {
             let host = self.host.clone();
             let mut stop = notify.subscribe();
             let done = done_tx.clone();
+            let prune_every = self.prune_every;
             tokio::spawn(async move {
                 let _done = done;
-                let mut every = tokio::time::interval(PRUNE_EVERY);
+                let mut every = tokio::time::interval(prune_every);
                 loop {
                     tokio::select! {
                         _ = every.tick() => {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod model;
 
 use gavel_host::tokens::{MemoryStore, TokenStore};
 use gavel_host::wire::{DecideResponse, ManageResponse, Response, WireDecision};

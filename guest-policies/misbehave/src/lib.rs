@@ -2,7 +2,8 @@
 //! components. Configuration:
 //! `{"decide": MODE, "manage": "permit" | "veto" | "trap" | "loop", "init": "ok" | "fail"}` where
 //! MODE is `allow`, `deny`, `ask`, `error`, `trap`, `panic`, `loop`, `log-loop`, `grow`,
-//! `recurse`, `huge-reason` or `many-suggestions`.
+//! `recurse`, `huge-reason`, `many-suggestions` or `spin` (busy work for `"spin": N` iterations,
+//! then allow).
 
 use gavel_policy_sdk::{
     Action, Decision, LogLevel, ManagementRequest, ManagementVerdict, Policy, PolicyError,
@@ -19,6 +20,9 @@ struct Config {
     manage: String,
     #[serde(default)]
     init: Option<String>,
+    /// Iterations of busy work before answering `allow` in the `spin` mode.
+    #[serde(default)]
+    spin: u64,
 }
 
 fn allow() -> String {
@@ -70,6 +74,13 @@ impl Policy for Misbehave {
     fn decide(&self, _action: &Action) -> Result<Decision, PolicyError> {
         match self.config.decide.as_str() {
             "allow" => Ok(Decision::allow("misbehave allows").with_rule("misbehave-allow")),
+            "spin" => {
+                let mut n: u64 = 0;
+                for i in 0..self.config.spin {
+                    n = std::hint::black_box(n.wrapping_add(i));
+                }
+                Ok(Decision::allow(format!("spun {n}")).with_rule("misbehave-spin"))
+            }
             "deny" => Ok(Decision::deny("misbehave denies").with_rule("misbehave-deny")),
             "ask" => Ok(Decision::ask("misbehave asks").with_rule("misbehave-ask")),
             "error" => Err(PolicyError::Internal("misbehave returned an error".into())),
