@@ -337,16 +337,6 @@ async fn a_guest_that_uses_most_of_its_deadline_still_answers_in_time() {
     assert!(took < Duration::from_millis(100 + 50), "took {took:?}");
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn memory_returns_to_baseline_after_hostile_guests() {
     let mut spec = misbehave("hog", json!({"decide": "grow"}));

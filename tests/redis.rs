@@ -16,9 +16,8 @@ mod common;
 
 use common::*;
 use gavel_host::tokens::{RedisStore, TokenStore};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -130,14 +129,6 @@ fn redis_store_follows_the_model() {
         .unwrap();
 }
 
-fn ask(socket: &Path, line: &Value) -> Value {
-    let mut c = UnixStream::connect(socket).unwrap();
-    writeln!(c, "{line}").unwrap();
-    let mut a = String::new();
-    BufReader::new(c).read_line(&mut a).unwrap();
-    serde_json::from_str(&a).unwrap()
-}
-
 /// A `gavel serve` with its own sockets on the shared Redis; killed on drop.
 struct Sidecar {
     child: Child,
@@ -194,20 +185,20 @@ fn a_fleet_agrees_on_every_token() {
     let req = exec("make", &["deploy"]);
 
     // Issue on A, approve through B, consume on A, replay on B: denied.
-    let t = ask(&a.socket, &req)["approval_token"]
+    let t = ask_socket(&a.socket, &req)["approval_token"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        ask(
+        ask_socket(
             &b.management,
             &json!({"action": "local.exec.approve", "token_id": t})
         )["outcome"],
         "ok"
     );
     let retry = with(req.clone(), "approval_token", json!(t));
-    assert_eq!(ask(&a.socket, &retry)["decision"], "allow");
-    let replay = ask(&b.socket, &retry);
+    assert_eq!(ask_socket(&a.socket, &retry)["decision"], "allow");
+    let replay = ask_socket(&b.socket, &retry);
     assert!(
         replay["reason"]
             .as_str()
@@ -217,12 +208,12 @@ fn a_fleet_agrees_on_every_token() {
     );
 
     // 64 concurrent retries spread across both sidecars: exactly one allow.
-    let t = ask(&b.socket, &req)["approval_token"]
+    let t = ask_socket(&b.socket, &req)["approval_token"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        ask(
+        ask_socket(
             &a.management,
             &json!({"action": "local.exec.approve", "token_id": t})
         )["outcome"],
@@ -240,7 +231,7 @@ fn a_fleet_agrees_on_every_token() {
             let (retry, barrier) = (retry.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                ask(&socket, &retry)["decision"]
+                ask_socket(&socket, &retry)["decision"]
                     .as_str()
                     .unwrap()
                     .to_owned()
@@ -268,10 +259,10 @@ fn redis_down_fails_closed_and_serving_resumes_when_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let side = Sidecar::start(dir.path(), "a", &redis.url());
     let req = exec("make", &["deploy"]);
-    assert_eq!(ask(&side.socket, &req)["decision"], "pending_hitl");
+    assert_eq!(ask_socket(&side.socket, &req)["decision"], "pending_hitl");
 
     drop(redis); // Redis stops mid-run.
-    let fresh = ask(&side.socket, &req);
+    let fresh = ask_socket(&side.socket, &req);
     assert_eq!(fresh["decision"], "deny");
     assert!(
         fresh["reason"]
@@ -280,7 +271,7 @@ fn redis_down_fails_closed_and_serving_resumes_when_it_is_back() {
             .contains("token store unavailable"),
         "{fresh}"
     );
-    let retry = ask(
+    let retry = ask_socket(
         &side.socket,
         &with(req.clone(), "approval_token", json!("t")),
     );
@@ -291,7 +282,7 @@ fn redis_down_fails_closed_and_serving_resumes_when_it_is_back() {
             .contains("token store unavailable"),
         "{retry}"
     );
-    let manage = ask(
+    let manage = ask_socket(
         &side.management,
         &json!({"action": "local.exec.approve", "token_id": "t"}),
     );
@@ -308,7 +299,7 @@ fn redis_down_fails_closed_and_serving_resumes_when_it_is_back() {
     let _redis = Redis::start_on(port);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if ask(&side.socket, &req)["decision"] == "pending_hitl" {
+        if ask_socket(&side.socket, &req)["decision"] == "pending_hitl" {
             break;
         }
         assert!(

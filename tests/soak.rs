@@ -26,16 +26,6 @@ use std::time::Duration;
 const TOTAL: usize = 100_000;
 const CLIENTS: usize = 64;
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// A tiny deterministic generator, so a failure can be replayed.
 struct Rng(u64);
 impl Rng {

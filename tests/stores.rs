@@ -12,9 +12,8 @@ mod common;
 
 use common::*;
 use gavel_host::tokens::{MemoryStore, SqliteStore, Synchronous, TokenStore};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -72,14 +71,6 @@ fn the_sqlite_store_is_private() {
     );
 }
 
-fn ask(socket: &Path, line: &Value) -> Value {
-    let mut c = UnixStream::connect(socket).unwrap();
-    writeln!(c, "{line}").unwrap();
-    let mut a = String::new();
-    BufReader::new(c).read_line(&mut a).unwrap();
-    serde_json::from_str(&a).unwrap()
-}
-
 fn serve(dir: &Path) -> std::process::Child {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
         .args(["serve", "--config"])
@@ -108,7 +99,7 @@ fn a_sigkilled_server_loses_no_token() {
     let mut server = serve(dir.path());
     let request = |n: &str| exec("make", &[n]);
     let token = |n: &str, server_socket: &Path| {
-        ask(server_socket, &request(n))["approval_token"]
+        ask_socket(server_socket, &request(n))["approval_token"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -118,7 +109,7 @@ fn a_sigkilled_server_loses_no_token() {
     let consumed = token("consumed", &socket);
     for t in [&approved, &consumed] {
         assert_eq!(
-            ask(
+            ask_socket(
                 &socket,
                 &json!({"action": "local.exec.approve", "token_id": t})
             )["outcome"],
@@ -127,7 +118,7 @@ fn a_sigkilled_server_loses_no_token() {
     }
     let retry = |n: &str, t: &str| with(request(n), "approval_token", json!(t));
     assert_eq!(
-        ask(&socket, &retry("consumed", &consumed))["decision"],
+        ask_socket(&socket, &retry("consumed", &consumed))["decision"],
         "allow"
     );
 
@@ -135,7 +126,7 @@ fn a_sigkilled_server_loses_no_token() {
     server.wait().unwrap();
     let mut server = serve(dir.path());
     let state = |t: &str| {
-        ask(
+        ask_socket(
             &socket,
             &json!({"action": "local.exec.show", "token_id": t}),
         )["token"]["state"]
@@ -144,7 +135,7 @@ fn a_sigkilled_server_loses_no_token() {
     assert_eq!(state(&pending), "pending");
     assert_eq!(state(&approved), "approved");
     assert_eq!(state(&consumed), "consumed");
-    let replay = ask(&socket, &retry("consumed", &consumed));
+    let replay = ask_socket(&socket, &retry("consumed", &consumed));
     assert!(
         replay["reason"]
             .as_str()
@@ -153,11 +144,11 @@ fn a_sigkilled_server_loses_no_token() {
         "{replay}"
     );
     assert_eq!(
-        ask(&socket, &retry("approved", &approved))["decision"],
+        ask_socket(&socket, &retry("approved", &approved))["decision"],
         "allow"
     );
     assert_eq!(
-        ask(&socket, &retry("pending", &pending))["decision"],
+        ask_socket(&socket, &retry("pending", &pending))["decision"],
         "pending_hitl"
     );
     server.kill().unwrap();

@@ -111,3 +111,24 @@ pub fn denied(r: &DecideResponse) -> &str {
     assert_eq!(r.decision, WireDecision::Deny, "{r:?}");
     r.reason.as_deref().unwrap_or("")
 }
+
+/// Send one line to a Unix socket on a fresh connection and read the answer.
+pub fn ask_socket(socket: &std::path::Path, line: &Value) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut c = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    writeln!(c, "{line}").unwrap();
+    let mut a = String::new();
+    BufReader::new(c).read_line(&mut a).unwrap();
+    serde_json::from_str(&a).unwrap()
+}
+
+/// This process's resident memory, in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
