@@ -310,30 +310,3 @@ async fn per_decision_isolation_gives_every_decision_a_fresh_instance() {
         );
     }
 }
-
-#[tokio::test]
-async fn a_guest_that_uses_most_of_its_deadline_still_answers_in_time() {
-    // Calibrate: how long do a million iterations take in this build?
-    let probe = harness(&config(vec![{
-        let mut s = misbehave("probe", json!({"decide": "spin", "spin": 1_000_000}));
-        s.limits.deadline_ms = Some(10_000);
-        s
-    }]));
-    let started = Instant::now();
-    assert_eq!(
-        probe.decide(&exec("ls", &[])).await.decision,
-        WireDecision::Allow
-    );
-    let per_million = started.elapsed().as_secs_f64().max(1e-6);
-    // Enough work for about 60% of a 100 ms deadline.
-    let spin = (0.060 / per_million * 1e6) as u64;
-    let h = harness(&config(vec![misbehave(
-        "slow",
-        json!({"decide": "spin", "spin": spin}),
-    )]));
-    let started = Instant::now();
-    let r = h.decide(&exec("ls", &[])).await;
-    let took = started.elapsed();
-    assert_eq!(r.decision, WireDecision::Allow, "{r:?} after {took:?}");
-    assert!(took < Duration::from_millis(100 + 50), "took {took:?}");
-}
