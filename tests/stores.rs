@@ -154,3 +154,83 @@ fn a_sigkilled_server_loses_no_token() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// SIGKILL while answers are being written: every answer a client received is backed by the
+/// store (its token is there after restart) and by the audit log (its record is on disk).
+#[test]
+fn sigkill_during_writes_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gavel.toml"),
+        "socket = \"exec.sock\"\naudit_log = \"audit.jsonl\"\n[store]\nkind = \"sqlite\"\npath = \"state\"\n\
+         [[policy]]\nname = \"ask\"\nbuiltin = \"default-action\"\n",
+    )
+    .unwrap();
+    let socket = dir.path().join("exec.sock");
+    let mut server = serve(dir.path());
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (socket, acknowledged) = (socket.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) else {
+                    return;
+                };
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                for i in 0.. {
+                    let line = exec("make", &[&format!("w{w}-{i}")]);
+                    if writeln!(writer, "{line}").is_err() {
+                        return;
+                    }
+                    let mut answer = String::new();
+                    match reader.read_line(&mut answer) {
+                        Ok(n) if n > 0 => {}
+                        _ => return, // the server died mid-request: that answer was never given
+                    }
+                    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push(v["approval_token"].as_str().unwrap().to_owned());
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    server.kill().unwrap(); // SIGKILL while the four clients are mid-stream.
+    server.wait().unwrap();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 20,
+        "only {} answers before the kill",
+        acknowledged.len()
+    );
+
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let mut server = serve(dir.path());
+    for t in &acknowledged {
+        let shown = ask_socket(
+            &socket,
+            &json!({"action": "local.exec.show", "token_id": t}),
+        );
+        assert_eq!(
+            shown["token"]["state"], "pending",
+            "token {t} was acknowledged but is gone: {shown}"
+        );
+        assert!(
+            audit.contains(t.as_str()),
+            "token {t} was acknowledged but has no audit record"
+        );
+    }
+    eprintln!(
+        "{} acknowledged answers survived SIGKILL",
+        acknowledged.len()
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
