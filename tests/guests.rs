@@ -310,3 +310,31 @@ async fn per_decision_isolation_gives_every_decision_a_fresh_instance() {
         );
     }
 }
+
+/// Policies built against `gavel:policy@0.1.0` and frozen as binaries keep loading and deciding.
+#[tokio::test]
+async fn frozen_0_1_0_policy_binaries_keep_working() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/policies");
+    let pin = |file: &str, digest: &str| {
+        let mut spec = PolicySpec::file(dir.join(file));
+        spec.sha256 = Some(digest.to_owned());
+        spec
+    };
+    let deny = pin(
+        "default-action-0.1.0.wasm",
+        "80cb612e557ee5aafa318259956830eaadc546f39699b294d2d7a980259c3a6a",
+    )
+    .with_config(json!({"action": "deny"}));
+    let rules = pin(
+        "command-rules-0.1.0.wasm",
+        "af340262d524c031ff2074bf731167932b0c01a10ba28228eb1977b963e56979",
+    )
+    .with_config(json!({"global": {"allow": ["run_command(ls *)"]}}));
+    let h = harness(&config(vec![rules]));
+    let call = json!({"action": "tool.call", "tool": "run_command", "arg": "ls -la", "sandbox_id": "b", "session_id": "s"});
+    assert_eq!(h.decide(&call).await.decision, WireDecision::Allow);
+    let h = harness(&config(vec![deny]));
+    assert!(denied(&h.decide(&exec("ls", &[])).await).contains("the default action is deny"));
+    let worlds: Vec<World> = h.host.policies().iter().map(|p| p.world).collect();
+    assert_eq!(worlds, [World::DecidePolicy]);
+}
