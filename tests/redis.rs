@@ -17,7 +17,6 @@ mod common;
 use common::*;
 use gavel_host::tokens::{RedisStore, TokenStore};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -148,18 +147,7 @@ impl Sidecar {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut banner = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut banner)
-            .unwrap();
-        assert!(banner.contains("listening on"), "{banner}");
+        let child = spawn_serve(&config);
         Self {
             child,
             socket: dir.join(format!("{name}.sock")),

@@ -535,19 +535,7 @@ fn the_binary_reloads_on_file_change_and_drains_on_sigterm() {
         .unwrap();
     };
     write_config("allow");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["serve", "--config"])
-        .arg(dir.path().join("gavel.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    assert!(banner.contains("listening on"), "{banner}");
+    let mut child = spawn_serve(&dir.path().join("gavel.toml"));
     let socket = dir.path().join("exec.sock");
     let ask = |socket: &Path| -> Value {
         let mut c = UnixStream::connect(socket).unwrap();

@@ -72,19 +72,7 @@ fn the_sqlite_store_is_private() {
 }
 
 fn serve(dir: &Path) -> std::process::Child {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["serve", "--config"])
-        .arg(dir.join("gavel.toml"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    assert!(banner.contains("listening on"), "{banner}");
-    child
+    spawn_serve(&dir.join("gavel.toml"))
 }
 
 #[test]
