@@ -7,8 +7,7 @@
 //! wait, and write failures are logged and counted instead.
 
 use crate::error::Error;
-use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::OpenOptions;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -112,14 +111,7 @@ impl AuditLog {
             path: path.to_owned(),
             source,
         };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| io(std::io::Error::other("not a file name")))?;
-        let dir = Dir::open_ambient_dir(dir, ambient_authority()).map_err(io)?;
+        let (dir, name) = crate::files::open_parent(path).map_err(io)?;
         let file = dir
             .open_with(name, OpenOptions::new().append(true).create(true))
             .map_err(io)?;

@@ -4,8 +4,6 @@
 use crate::engine::EngineOptions;
 use crate::error::Error;
 use crate::policy::{Isolation, Limits};
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -592,17 +590,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
         path: path.to_owned(),
         source,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a file name",
-        ))
-    })?;
-    let dir = Dir::open_ambient_dir(dir, ambient_authority()).map_err(io)?;
+    let (dir, name) = crate::files::open_parent(path).map_err(io)?;
     dir.read(name).map_err(io)
 }
 

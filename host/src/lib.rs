@@ -37,6 +37,7 @@ mod config;
 mod decision;
 mod engine;
 mod error;
+pub mod files;
 mod host;
 mod inspect;
 mod metrics;

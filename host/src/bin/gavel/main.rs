@@ -119,14 +119,7 @@ fn read_json_arg(value: &str, flag: &str) -> anyhow::Result<String> {
 
 /// Open a file for reading through a capability handle on its directory.
 fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other(format!("`{}` is not a file name", path.display())))?;
-    let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
+    let (dir, name) = gavel_host::files::open_parent(path)?;
     Ok(dir.open(name)?.into_std())
 }
 
