@@ -48,6 +48,82 @@ pub struct ToolCall {
     pub cwd: Option<String>,
 }
 
+/// One request header an interceptor chose to show policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Lowercase name.
+    pub name: String,
+    /// The value as sent.
+    pub value: String,
+}
+
+/// An agent's HTTP request, seen by an interceptor before it is sent (wire action
+/// `http.request`). Built by [`crate::wire`] with the host lowercased, the method uppercased and
+/// the port defaulted from the scheme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// Uppercase, for example `GET`.
+    pub method: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Lowercase, without a trailing dot.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// As sent, starting with `/`.
+    pub path: String,
+    /// The query string without the `?`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The headers the interceptor selected, in the order sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
+    /// The body's length in bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_size: Option<u64>,
+    /// The agent session that asks.
+    pub session_id: String,
+    /// The sandbox the request comes from.
+    pub sandbox_id: String,
+    /// The agent that asks, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+}
+
+/// A CONNECT tunnel an agent asks a proxy to open (wire action `connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connect {
+    /// Lowercase, without a trailing dot.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The agent session that asks.
+    pub session_id: String,
+    /// The sandbox the tunnel would start from.
+    pub sandbox_id: String,
+    /// The agent that asks, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+}
+
+/// An HTTP upgrade, for example to a WebSocket (wire action `upgrade`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upgrade {
+    /// Lowercase, without a trailing dot.
+    pub host: String,
+    /// The request path, starting with `/`.
+    pub path: String,
+    /// The `Upgrade` header's protocol, lowercase, for example `websocket`.
+    pub protocol: String,
+    /// The agent session that asks.
+    pub session_id: String,
+    /// The sandbox the request comes from.
+    pub sandbox_id: String,
+    /// The agent that asks, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+}
+
 /// Everything a policy may be asked to decide.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -56,14 +132,35 @@ pub enum Action {
     LocalExec(LocalExec),
     /// A tool call.
     ToolCall(ToolCall),
+    /// An HTTP request.
+    HttpRequest(HttpRequest),
+    /// A CONNECT tunnel.
+    Connect(Connect),
+    /// An HTTP upgrade.
+    Upgrade(Upgrade),
 }
 
 impl Action {
+    /// The wire name of the action's kind: `local.exec`, `tool.call`, `http.request`, `connect`
+    /// or `upgrade`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::LocalExec(_) => "local.exec",
+            Action::ToolCall(_) => "tool.call",
+            Action::HttpRequest(_) => "http.request",
+            Action::Connect(_) => "connect",
+            Action::Upgrade(_) => "upgrade",
+        }
+    }
+
     /// The session the action belongs to.
     pub fn session_id(&self) -> &str {
         match self {
             Action::LocalExec(e) => &e.session_id,
             Action::ToolCall(t) => &t.session_id,
+            Action::HttpRequest(h) => &h.session_id,
+            Action::Connect(c) => &c.session_id,
+            Action::Upgrade(u) => &u.session_id,
         }
     }
 
@@ -72,6 +169,9 @@ impl Action {
         match self {
             Action::LocalExec(e) => &e.sandbox_id,
             Action::ToolCall(t) => &t.sandbox_id,
+            Action::HttpRequest(h) => &h.sandbox_id,
+            Action::Connect(c) => &c.sandbox_id,
+            Action::Upgrade(u) => &u.sandbox_id,
         }
     }
 
@@ -80,6 +180,9 @@ impl Action {
         match self {
             Action::LocalExec(e) => e.agent_id.as_deref(),
             Action::ToolCall(t) => t.agent_id.as_deref(),
+            Action::HttpRequest(h) => h.agent_id.as_deref(),
+            Action::Connect(c) => c.agent_id.as_deref(),
+            Action::Upgrade(u) => u.agent_id.as_deref(),
         }
     }
 
@@ -103,6 +206,35 @@ impl Action {
                 field(&t.tool);
                 field(&t.arg);
             }
+            // Gavel's network actions: the kind first, so a CONNECT and an upgrade to the same
+            // host never share a fingerprint; then every field that changes what is sent. The
+            // header list ends with an empty field so headers cannot shift into the body size.
+            Action::HttpRequest(h) => {
+                field("http.request");
+                field(&h.method);
+                field(&h.scheme);
+                field(&h.host);
+                field(&h.port.to_string());
+                field(&h.path);
+                field(&optional(h.query.as_deref()));
+                for header in &h.headers {
+                    field(&header.name);
+                    field(&header.value);
+                }
+                field("");
+                field(&optional(h.body_size.map(|n| n.to_string()).as_deref()));
+            }
+            Action::Connect(c) => {
+                field("connect");
+                field(&c.host);
+                field(&c.port.to_string());
+            }
+            Action::Upgrade(u) => {
+                field("upgrade");
+                field(&u.host);
+                field(&u.path);
+                field(&u.protocol);
+            }
         }
         field(self.session_id());
         field(self.sandbox_id());
@@ -124,8 +256,44 @@ impl Action {
                 s
             }
             Action::ToolCall(t) => format!("{}({})", t.tool, t.arg),
+            Action::HttpRequest(h) => {
+                let mut s = format!("{} {}", h.method, h.url());
+                if let Some(n) = h.body_size {
+                    s.push_str(&format!(" ({n}-byte body)"));
+                }
+                s
+            }
+            Action::Connect(c) => format!("CONNECT {}:{}", c.host, c.port),
+            Action::Upgrade(u) => format!("UPGRADE {} {}{}", u.protocol, u.host, u.path),
         }
     }
+}
+
+impl HttpRequest {
+    /// The request's URL: scheme, host, the port when it is not the scheme's default, path
+    /// and query.
+    pub fn url(&self) -> String {
+        let default_port = match self.scheme.as_str() {
+            "http" => 80,
+            _ => 443,
+        };
+        let mut url = format!("{}://{}", self.scheme, self.host);
+        if self.port != default_port {
+            url.push_str(&format!(":{}", self.port));
+        }
+        url.push_str(&self.path);
+        if let Some(q) = &self.query {
+            url.push('?');
+            url.push_str(q);
+        }
+        url
+    }
+}
+
+/// An optional field for a fingerprint: empty when absent, else `=` and the value, so that an
+/// absent value and an empty one hash differently.
+fn optional(value: Option<&str>) -> String {
+    value.map_or_else(String::new, |v| format!("={v}"))
 }
 
 /// Lowercase hex of a byte string.

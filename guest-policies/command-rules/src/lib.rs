@@ -16,12 +16,17 @@ struct CommandRules {
     rules: Rules,
 }
 
-fn request(action: &Action) -> Request<'_> {
+/// The command-rules request for an action; `None` for network actions, which these rules do
+/// not govern (the policy abstains on them, leaving them to a policy such as `http-rules`).
+fn request(action: &Action) -> Option<Request<'_>> {
     match action {
-        Action::LocalExec(e) => Request::exec(&e.executable, &e.args).project(Some(&e.profile)),
-        Action::ToolCall(t) => Request::tool(&t.tool, &t.arg)
-            .project(t.project_id.as_deref())
-            .location(t.project_root.as_deref(), t.cwd.as_deref()),
+        Action::LocalExec(e) => Some(Request::exec(&e.executable, &e.args).project(Some(&e.profile))),
+        Action::ToolCall(t) => Some(
+            Request::tool(&t.tool, &t.arg)
+                .project(t.project_id.as_deref())
+                .location(t.project_root.as_deref(), t.cwd.as_deref()),
+        ),
+        Action::HttpRequest(_) | Action::Connect(_) | Action::Upgrade(_) => None,
     }
 }
 
@@ -42,6 +47,9 @@ fn decision(e: Evaluation) -> Decision {
                 rules: g.rules.into_iter().map(|s| Suggestion { rule: s.rule, label: s.label }).collect(),
             })
             .collect(),
+        effect: None,
+        risk: None,
+        approval_timeout_ms: None,
     }
 }
 
@@ -53,14 +61,20 @@ impl Policy for CommandRules {
     }
 
     fn decide(&self, action: &Action) -> Result<Decision, PolicyError> {
-        Ok(decision(self.rules.evaluate(&request(action))))
+        Ok(match request(action) {
+            Some(request) => decision(self.rules.evaluate(&request)),
+            None => Decision::abstain(format!("command rules do not govern `{}` actions", action.kind())),
+        })
     }
 
     fn manage(&self, m: &ManagementRequest) -> ManagementVerdict {
         if m.action != ManagementAction::Approve {
             return ManagementVerdict::Permit;
         }
-        match self.rules.never_approve(&request(&m.token.request)) {
+        let Some(request) = request(&m.token.request) else {
+            return ManagementVerdict::Permit;
+        };
+        match self.rules.never_approve(&request) {
             Some(rule) => ManagementVerdict::Veto(format!("the never_approve rule `{rule}` forbids approving this request")),
             None => ManagementVerdict::Permit,
         }

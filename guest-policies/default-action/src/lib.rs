@@ -1,7 +1,8 @@
 //! `builtin:default-action`: every action gets the configured verdict.
 //!
 //! Configuration: `{"action": "allow" | "deny" | "pending_hitl"}`; the default is `pending_hitl`,
-//! so a host started without configuration asks a human rather than allowing everything.
+//! so a host started without configuration asks a human rather than allowing everything. It
+//! decides every kind of action, network ones included.
 
 use gavel_policy_sdk::{Action, Decision, Policy, PolicyError, Verdict};
 use serde::Deserialize;

@@ -1,13 +1,14 @@
 //! A guest that misbehaves on request, so the host's containment is tested against real
 //! components. Configuration:
 //! `{"decide": MODE, "manage": "permit" | "veto" | "trap" | "loop", "init": "ok" | "fail"}` where
-//! MODE is `allow`, `deny`, `ask`, `error`, `trap`, `panic`, `loop`, `log-loop`, `grow`,
+//! MODE is `allow`, `deny`, `ask`, `abstain`, `ask-classified` (an ask that is destructive,
+//! critical, with `"timeout_ms": N`), `error`, `trap`, `panic`, `loop`, `log-loop`, `grow`,
 //! `recurse`, `huge-reason`, `many-suggestions` or `spin` (busy work for `"spin": N` iterations,
 //! then allow).
 
 use gavel_policy_sdk::{
-    Action, Decision, LogLevel, ManagementRequest, ManagementVerdict, Policy, PolicyError,
-    Suggestion, SuggestionGroup, Verdict,
+    Action, Decision, EffectClass, LogLevel, ManagementRequest, ManagementVerdict, Policy,
+    PolicyError, RiskClass, Suggestion, SuggestionGroup, Verdict,
 };
 use serde::Deserialize;
 
@@ -23,6 +24,9 @@ struct Config {
     /// Iterations of busy work before answering `allow` in the `spin` mode.
     #[serde(default)]
     spin: u64,
+    /// The approval timeout of the `ask-classified` mode (default 60 s).
+    #[serde(default)]
+    timeout_ms: Option<u64>,
 }
 
 fn allow() -> String {
@@ -83,6 +87,12 @@ impl Policy for Misbehave {
             }
             "deny" => Ok(Decision::deny("misbehave denies").with_rule("misbehave-deny")),
             "ask" => Ok(Decision::ask("misbehave asks").with_rule("misbehave-ask")),
+            "abstain" => Ok(Decision::abstain("misbehave abstains")),
+            "ask-classified" => Ok(Decision::ask("misbehave asks, classified")
+                .with_rule("misbehave-ask")
+                .with_effect(EffectClass::Destructive)
+                .with_risk(RiskClass::Critical)
+                .with_approval_timeout_ms(self.config.timeout_ms.unwrap_or(60_000))),
             "error" => Err(PolicyError::Internal("misbehave returned an error".into())),
             "trap" => trap(),
             "panic" => panic!("misbehave panicked"),
@@ -116,6 +126,9 @@ impl Policy for Misbehave {
                         })
                         .collect(),
                 }],
+                effect: None,
+                risk: None,
+                approval_timeout_ms: None,
             }),
             other => Err(PolicyError::InvalidConfig(format!("unknown decide mode `{other}`"))),
         }

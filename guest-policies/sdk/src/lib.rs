@@ -25,7 +25,7 @@
 
 #[cfg(feature = "manage")]
 wit_bindgen::generate!({
-    path: "../../wit/0.1.0",
+    path: "../../wit/0.2.0",
     world: "policy",
     pub_export_macro: true,
     export_macro_name: "__export_world",
@@ -34,7 +34,7 @@ wit_bindgen::generate!({
 
 #[cfg(not(feature = "manage"))]
 wit_bindgen::generate!({
-    path: "../../wit/0.1.0",
+    path: "../../wit/0.2.0",
     world: "decide-policy",
     pub_export_macro: true,
     export_macro_name: "__export_world",
@@ -49,8 +49,9 @@ pub mod bindings {
 
 pub use gavel::policy::host::LogLevel;
 pub use gavel::policy::types::{
-    Action, Decision, LocalExec, ManagementAction, ManagementRequest, ManagementVerdict,
-    PolicyError, Suggestion, SuggestionGroup, TokenInfo, TokenState, ToolCall, Verdict,
+    Action, Connect, Decision, EffectClass, HttpHeader, HttpRequest, LocalExec, ManagementAction,
+    ManagementRequest, ManagementVerdict, PolicyError, RiskClass, Suggestion, SuggestionGroup,
+    TokenInfo, TokenState, ToolCall, Upgrade, Verdict,
 };
 
 /// Write a line to the host's log.
@@ -89,7 +90,34 @@ impl Decision {
             reason: Some(reason.into()),
             rule_id: None,
             suggestions: Vec::new(),
+            effect: None,
+            risk: None,
+            approval_timeout_ms: None,
         }
+    }
+
+    /// Abstain: this policy does not govern this kind of action, and the chain goes on
+    /// without it. A chain in which every policy abstains denies.
+    pub fn abstain(reason: impl Into<String>) -> Self {
+        Self::new(Verdict::Abstain, reason)
+    }
+
+    /// Say what the action does (shown to the human who approves it).
+    pub fn with_effect(mut self, effect: EffectClass) -> Self {
+        self.effect = Some(effect);
+        self
+    }
+
+    /// Say how risky the action is.
+    pub fn with_risk(mut self, risk: RiskClass) -> Self {
+        self.risk = Some(risk);
+        self
+    }
+
+    /// For an `ask`: give a human this long to approve (the host caps it at its token lifetime).
+    pub fn with_approval_timeout_ms(mut self, timeout_ms: u64) -> Self {
+        self.approval_timeout_ms = Some(timeout_ms);
+        self
     }
 
     /// Allow, with a reason.
@@ -120,6 +148,9 @@ impl Action {
         match self {
             Action::LocalExec(e) => &e.session_id,
             Action::ToolCall(t) => &t.session_id,
+            Action::HttpRequest(h) => &h.session_id,
+            Action::Connect(c) => &c.session_id,
+            Action::Upgrade(u) => &u.session_id,
         }
     }
 
@@ -128,7 +159,32 @@ impl Action {
         match self {
             Action::LocalExec(e) => &e.sandbox_id,
             Action::ToolCall(t) => &t.sandbox_id,
+            Action::HttpRequest(h) => &h.sandbox_id,
+            Action::Connect(c) => &c.sandbox_id,
+            Action::Upgrade(u) => &u.sandbox_id,
         }
+    }
+
+    /// The wire name of the action's kind: `local.exec`, `tool.call`, `http.request`,
+    /// `connect` or `upgrade`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::LocalExec(_) => "local.exec",
+            Action::ToolCall(_) => "tool.call",
+            Action::HttpRequest(_) => "http.request",
+            Action::Connect(_) => "connect",
+            Action::Upgrade(_) => "upgrade",
+        }
+    }
+}
+
+impl HttpRequest {
+    /// The value of the first header named `name` (compared case-insensitively), if selected.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
 }
 
