@@ -57,7 +57,7 @@ fn new_build_test_end_to_end() {
     );
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["name"], "lint-guard");
-    assert_eq!(v["version"], "0.1.0");
+    assert_eq!(v["version"], "0.1.0"); // the new policy's own crate version
     assert_eq!(v["world"], "decide-policy");
     assert_eq!(v["loads"], "ok");
 
@@ -115,7 +115,7 @@ fn inspect_reports_every_bundled_policy() {
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["name"], name);
         assert_eq!(v["world"], world);
-        assert_eq!(v["package_version"], "0.1.0");
+        assert_eq!(v["package_version"], "0.2.0");
         assert_eq!(v["exports_manage"], manage);
         assert_eq!(v["loads"], "ok");
         assert_eq!(v["sha256"].as_str().unwrap().len(), 64);

@@ -34,6 +34,7 @@ fn token(i: usize) -> Token {
         policy: "p".into(),
         rule_id: None,
         reason: None,
+        approval: Default::default(),
     }
 }
 

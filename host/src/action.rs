@@ -1,5 +1,6 @@
 //! The actions a policy decides, in Gavel's own types (the WIT bindings stay in `policy`).
 
+use crate::decision::EffectClass;
 use serde::{Deserialize, Serialize};
 
 /// A process start a sandbox launcher asks about (wire action `local.exec`).
@@ -242,6 +243,39 @@ impl Action {
             h.update(agent.as_bytes());
         }
         hex(&h.finalize())
+    }
+
+    /// What the action does when no policy says: a process or an unknown tool executes; a tool
+    /// named like a reader reads, like a writer writes, like a deleter destroys; an HTTP `GET`,
+    /// `HEAD`, `OPTIONS` or `TRACE` reads, `DELETE` destroys, any other method writes; a tunnel or
+    /// an upgrade opens a channel (network).
+    pub fn default_effect(&self) -> EffectClass {
+        match self {
+            Action::LocalExec(_) => EffectClass::Execute,
+            Action::ToolCall(t) => {
+                let tool = t.tool.to_ascii_lowercase();
+                let starts = |prefixes: &[&str]| prefixes.iter().any(|p| tool.starts_with(p));
+                if starts(&[
+                    "read", "list", "get", "search", "grep", "glob", "view", "find",
+                ]) {
+                    EffectClass::Read
+                } else if starts(&["delete", "remove", "rm", "drop"]) {
+                    EffectClass::Destructive
+                } else if starts(&[
+                    "write", "edit", "create", "update", "patch", "move", "rename", "append",
+                ]) {
+                    EffectClass::Write
+                } else {
+                    EffectClass::Execute
+                }
+            }
+            Action::HttpRequest(h) => match h.method.as_str() {
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" => EffectClass::Read,
+                "DELETE" => EffectClass::Destructive,
+                _ => EffectClass::Write,
+            },
+            Action::Connect(_) | Action::Upgrade(_) => EffectClass::Network,
+        }
     }
 
     /// A one-line summary for logs and operators: the command line or the tool call.

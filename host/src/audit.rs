@@ -67,6 +67,18 @@ pub struct AuditRecord {
     pub rule: Option<String>,
     /// The chain in force: `name@sha256:digest` per policy.
     pub policies: Vec<String>,
+    /// The digest of the whole chain in force (policies, versions, configurations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_digest: Option<String>,
+    /// What the action does, as the chain classified it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect_class: Option<crate::decision::EffectClass>,
+    /// How risky it is, as the chain classified it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_class: Option<crate::decision::RiskClass>,
+    /// For a deny: the stable code of its cause (`policy_denied`, `approval_invalid`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_code: Option<crate::intercept::DenyCode>,
     /// The token involved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,

@@ -1,12 +1,16 @@
 //! The ordered chain of policies: any deny is a deny, else any ask is an ask, else allow.
+//! Abstentions are set aside; a chain in which every policy abstains denies.
 
-use crate::action::Action;
+use crate::action::{Action, hex};
 use crate::config::HostConfig;
-use crate::decision::{SuggestionGroup, Verdict};
+use crate::decision::{EffectClass, RiskClass, SuggestionGroup, Verdict};
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::policy::{Policy, PolicyDecision, World, to_wit};
+use crate::interface::{InterfaceVersion, PolicyVerdict, Prepared};
+use crate::policy::{Policy, PolicyDecision, World};
 use crate::tokens::{Operation, Token};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// What the chain concluded, and who decided it.
@@ -16,7 +20,8 @@ pub struct ChainDecision {
     pub verdict: Verdict,
     /// Why, naming the policy (and rule) that decided.
     pub reason: String,
-    /// The policy that decided: the first that denied, else the first that asked, else the last.
+    /// The policy that decided: the first that denied, else the first that asked, else the last
+    /// that allowed.
     pub policy: Arc<str>,
     /// The rule that decided, if the policy named one.
     pub rule_id: Option<String>,
@@ -24,6 +29,28 @@ pub struct ChainDecision {
     pub suggestions: Vec<SuggestionGroup>,
     /// The kind of failure when the deciding policy failed (a failure is always a deny).
     pub failure: Option<&'static str>,
+    /// What the action does: the deciding policy's class, else derived from the action.
+    pub effect: EffectClass,
+    /// How risky it is: the highest any deciding or asking policy named, else the effect's
+    /// default risk.
+    pub risk: RiskClass,
+    /// For an ask: the shortest approval timeout any asking policy set.
+    pub approval_timeout_ms: Option<u64>,
+    /// The policies behind the verdict: every policy that asked (for an ask), or the one that
+    /// decided.
+    pub policy_refs: Vec<PolicyRef>,
+}
+
+/// A reference to a policy behind a decision, as approval records carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// The policy's name in the chain.
+    pub policy: String,
+    /// `sha256:` and the SHA-256 of its component.
+    pub digest: String,
+    /// The rule it named, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// A loaded policy's identity, for audit records and `gavel inspect`.
@@ -35,12 +62,17 @@ pub struct PolicyInfo {
     pub digest: String,
     /// The world it implements.
     pub world: World,
+    /// The `gavel:policy` version it was built against.
+    pub interface: InterfaceVersion,
 }
 
 pub(crate) struct Chain {
     policies: Vec<Policy>,
     /// `name@sha256:digest` of every policy, for audit records.
     digests: Vec<String>,
+    /// `sha256:` over every policy's name, component digest, interface version and
+    /// configuration, in order: the fingerprint of the policy package in force.
+    chain_digest: String,
 }
 
 impl Chain {
@@ -48,28 +80,42 @@ impl Chain {
     pub(crate) fn load(runtime: &Arc<Runtime>, config: &HostConfig) -> Result<Self, Error> {
         config.validate()?;
         let mut policies = Vec::with_capacity(config.policies.len());
+        let mut package = Sha256::new();
         for spec in &config.policies {
             let bytes = spec.component_bytes()?;
             let json = spec.config_json()?;
             let limits = spec.limits(&config.limits);
-            policies.push(Policy::load(
-                Arc::clone(runtime),
-                &spec.name,
-                &bytes,
-                &json,
-                limits,
-            )?);
+            let policy = Policy::load(Arc::clone(runtime), &spec.name, &bytes, &json, limits)?;
+            for part in [
+                policy.name(),
+                policy.digest(),
+                policy.version().as_str(),
+                json.as_str(),
+            ] {
+                package.update(part.as_bytes());
+                package.update([0u8]);
+            }
+            policies.push(policy);
         }
         let digests = policies
             .iter()
             .map(|p| format!("{}@sha256:{}", p.name(), p.digest()))
             .collect();
-        Ok(Self { policies, digests })
+        Ok(Self {
+            policies,
+            digests,
+            chain_digest: format!("sha256:{}", hex(&package.finalize())),
+        })
     }
 
     /// `name@sha256:digest` of every policy, in order.
     pub(crate) fn digests(&self) -> &[String] {
         &self.digests
+    }
+
+    /// The digest of the whole chain (policies, versions and configurations).
+    pub(crate) fn chain_digest(&self) -> &str {
+        &self.chain_digest
     }
 
     pub(crate) fn info(&self) -> Vec<PolicyInfo> {
@@ -79,45 +125,54 @@ impl Chain {
                 name: p.name().to_owned(),
                 digest: p.digest().to_owned(),
                 world: p.world(),
+                interface: p.version(),
             })
             .collect()
     }
 
     /// Run the chain. A deny stops it: later policies cannot loosen a deny.
     pub(crate) fn decide(&self, action: &Action) -> ChainDecision {
-        let action = to_wit(action);
-        let mut asked: Option<(&Policy, PolicyDecision)> = None;
-        let mut suggestions = Vec::new();
-        let mut last = None;
+        let prepared = Prepared::new(action);
+        let mut asked: Vec<(&Policy, PolicyDecision)> = Vec::new();
+        let mut last_allow = None;
+        let mut abstained = Vec::new();
         for policy in &self.policies {
-            let mut d = policy.decide(&action);
+            let d = policy.decide(&prepared);
             match d.verdict {
-                Verdict::Deny => return conclude(policy, d),
-                Verdict::Ask => {
-                    suggestions.append(&mut d.suggestions);
-                    if asked.is_none() {
-                        asked = Some((policy, d));
-                    }
-                }
-                Verdict::Allow => last = Some((policy, d)),
+                PolicyVerdict::Deny => return conclude(action, Verdict::Deny, vec![(policy, d)]),
+                PolicyVerdict::Ask => asked.push((policy, d)),
+                PolicyVerdict::Allow => last_allow = Some((policy, d)),
+                PolicyVerdict::Abstain => abstained.push(policy.name()),
             }
         }
-        match (asked, last) {
-            (Some((policy, d)), _) => {
-                let mut c = conclude(policy, d);
-                c.suggestions = suggestions;
-                c
-            }
-            (None, Some((policy, d))) => conclude(policy, d),
-            // `load` refuses an empty chain; answer fail-closed all the same.
-            (None, None) => ChainDecision {
-                verdict: Verdict::Deny,
-                reason: "no policy is loaded".into(),
-                policy: Arc::from(""),
-                rule_id: None,
-                suggestions: Vec::new(),
-                failure: None,
-            },
+        if !asked.is_empty() {
+            return conclude(action, Verdict::Ask, asked);
+        }
+        if let Some(allowed) = last_allow {
+            return conclude(action, Verdict::Allow, vec![allowed]);
+        }
+        // Nobody decided: `load` refuses an empty chain, so every policy abstained.
+        let reason = if abstained.is_empty() {
+            "no policy is loaded".to_owned()
+        } else {
+            format!(
+                "no policy governs `{}` actions: every policy in the chain abstained ({})",
+                action.kind(),
+                abstained.join(", ")
+            )
+        };
+        let effect = action.default_effect();
+        ChainDecision {
+            verdict: Verdict::Deny,
+            reason,
+            policy: Arc::from(""),
+            rule_id: None,
+            suggestions: Vec::new(),
+            failure: None,
+            effect,
+            risk: effect.default_risk(),
+            approval_timeout_ms: None,
+            policy_refs: Vec::new(),
         }
     }
 
@@ -134,13 +189,62 @@ impl Chain {
     }
 }
 
-fn conclude(policy: &Policy, d: PolicyDecision) -> ChainDecision {
+/// The chain's decision from the policies behind it (the first of them decided).
+fn conclude(
+    action: &Action,
+    verdict: Verdict,
+    behind: Vec<(&Policy, PolicyDecision)>,
+) -> ChainDecision {
+    let effect = behind
+        .iter()
+        .find_map(|(_, d)| d.effect)
+        .unwrap_or_else(|| action.default_effect());
+    let risk = behind
+        .iter()
+        .filter_map(|(_, d)| d.risk)
+        .max()
+        .unwrap_or_else(|| effect.default_risk());
+    let approval_timeout_ms = behind
+        .iter()
+        .filter_map(|(_, d)| d.approval_timeout_ms)
+        .min();
+    let policy_refs = behind
+        .iter()
+        .map(|(p, d)| PolicyRef {
+            policy: p.name().to_owned(),
+            digest: format!("sha256:{}", p.digest()),
+            rule: d.rule_id.clone(),
+        })
+        .collect();
+    let mut suggestions = Vec::new();
+    let mut first = None;
+    for (policy, mut d) in behind {
+        suggestions.append(&mut d.suggestions);
+        if first.is_none() {
+            first = Some((policy, d));
+        }
+    }
+    let Some((policy, d)) = first else {
+        // Callers always pass the deciding policy; answer fail-closed all the same.
+        return ChainDecision {
+            verdict: Verdict::Deny,
+            reason: "no policy decided".into(),
+            policy: Arc::from(""),
+            rule_id: None,
+            suggestions: Vec::new(),
+            failure: None,
+            effect,
+            risk,
+            approval_timeout_ms: None,
+            policy_refs: Vec::new(),
+        };
+    };
     let name = policy.name();
     let reason = if d.failure.is_some() {
         d.reason
     } else {
         let what = if d.reason.is_empty() {
-            format!("{:?}", d.verdict).to_lowercase()
+            format!("{verdict:?}").to_lowercase()
         } else {
             d.reason
         };
@@ -150,11 +254,15 @@ fn conclude(policy: &Policy, d: PolicyDecision) -> ChainDecision {
         }
     };
     ChainDecision {
-        verdict: d.verdict,
+        verdict,
         reason,
         policy: policy.name_arc(),
         rule_id: d.rule_id,
-        suggestions: d.suggestions,
+        suggestions,
         failure: d.failure,
+        effect,
+        risk,
+        approval_timeout_ms,
+        policy_refs,
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::engine::EngineOptions;
 use crate::error::Error;
+use crate::interface::UnknownActions;
 use crate::policy::{Isolation, Limits};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -299,6 +300,11 @@ pub struct PolicySpec {
     /// empty sandbox: no files, network, environment or arguments; stdout/stderr to the log.
     #[serde(default)]
     pub wasi: bool,
+    /// What the host answers for this policy on actions its `gavel:policy` version cannot
+    /// represent (HTTP, CONNECT and upgrade for a 0.1.0 policy): `deny` (the default) or
+    /// `abstain`.
+    #[serde(default)]
+    pub unknown_actions: UnknownActions,
 }
 
 impl PolicySpec {
@@ -313,6 +319,7 @@ impl PolicySpec {
             config_file: None,
             limits: PolicyLimits::default(),
             wasi: false,
+            unknown_actions: UnknownActions::Deny,
         }
     }
 
@@ -415,6 +422,7 @@ impl PolicySpec {
             isolation: self.limits.isolation.unwrap_or(base.isolation),
             max_uses: base.max_uses,
             wasi: self.wasi,
+            unknown_actions: self.unknown_actions,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The one wasmtime engine of a process: its configuration, the epoch ticker that enforces
 //! deadlines, the linker with Gavel's host imports, and the on-disk cache of compiled policies.
 
-use crate::bindings::gavel::policy::host::{self, LogLevel};
+use crate::bindings::{v0_1, v0_2};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use std::hash::{Hash, Hasher};
@@ -148,27 +148,35 @@ impl HostState {
     }
 }
 
-impl host::Host for HostState {
-    fn log(&mut self, level: LogLevel, mut message: String) {
+/// A log level, whatever interface version the policy was built against.
+#[derive(Clone, Copy)]
+enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl HostState {
+    /// `host.log`: one line to the host's log, tagged with the policy, within the per-call
+    /// budget and clipped to a maximum length.
+    fn log_line(&mut self, level: Level, mut message: String) {
         if self.log_lines_left == 0 {
             return;
         }
         self.log_lines_left -= 1;
         if message.len() > LOG_LINE_MAX {
-            let mut end = LOG_LINE_MAX;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
+            message.truncate(message.floor_char_boundary(LOG_LINE_MAX));
             message.push_str("...");
         }
         let policy = &*self.policy;
         match level {
-            LogLevel::Trace => tracing::trace!(policy, "{message}"),
-            LogLevel::Debug => tracing::debug!(policy, "{message}"),
-            LogLevel::Info => tracing::info!(policy, "{message}"),
-            LogLevel::Warn => tracing::warn!(policy, "{message}"),
-            LogLevel::Error => tracing::error!(policy, "{message}"),
+            Level::Trace => tracing::trace!(policy, "{message}"),
+            Level::Debug => tracing::debug!(policy, "{message}"),
+            Level::Info => tracing::info!(policy, "{message}"),
+            Level::Warn => tracing::warn!(policy, "{message}"),
+            Level::Error => tracing::error!(policy, "{message}"),
         }
         if self.log_lines_left == 0 {
             tracing::warn!(
@@ -177,11 +185,34 @@ impl host::Host for HostState {
             );
         }
     }
-
-    fn config(&mut self) -> String {
-        self.config.to_string()
-    }
 }
+
+/// The `host` interface is the same in every version; each version's bindings get the same
+/// implementation.
+macro_rules! host_interface {
+    ($version:ident) => {
+        impl $version::gavel::policy::host::Host for HostState {
+            fn log(&mut self, level: $version::gavel::policy::host::LogLevel, message: String) {
+                use $version::gavel::policy::host::LogLevel as L;
+                let level = match level {
+                    L::Trace => Level::Trace,
+                    L::Debug => Level::Debug,
+                    L::Info => Level::Info,
+                    L::Warn => Level::Warn,
+                    L::Error => Level::Error,
+                };
+                self.log_line(level, message);
+            }
+
+            fn config(&mut self) -> String {
+                self.config.to_string()
+            }
+        }
+    };
+}
+
+host_interface!(v0_1);
+host_interface!(v0_2);
 
 /// Caps a store's linear memory; remembers whether the cap was hit so a trap can be explained.
 pub(crate) struct Limiter {
@@ -253,8 +284,17 @@ impl Runtime {
         };
 
         let mut linker = Linker::new(&engine);
-        host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| format!("cannot define the host imports: {e}"))?;
+        v0_1::gavel::policy::host::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .and_then(|()| {
+            v0_2::gavel::policy::host::add_to_linker::<HostState, HasSelf<HostState>>(
+                &mut linker,
+                |s| s,
+            )
+        })
+        .map_err(|e| format!("cannot define the host imports: {e}"))?;
 
         let mut wasi_linker = linker.clone();
         wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker)

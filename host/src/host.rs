@@ -13,9 +13,10 @@ use crate::config::HostConfig;
 use crate::decision::Verdict;
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::intercept::DenyCode;
 use crate::metrics::Metrics;
 use crate::tokens::{
-    self, Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
+    self, ApprovalInfo, Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
 };
 use crate::wire::{
     ApprovalRecord, DecideRequest, DecideResponse, ManageRequest, ManageResponse, Query,
@@ -117,6 +118,20 @@ struct Trail {
     token_id: Option<String>,
     transition: Option<&'static str>,
     failure: Option<&'static str>,
+    /// Why a deny is a deny, for the body an interceptor answers with.
+    code: Option<DenyCode>,
+    /// The chain's classification of a fresh request.
+    effect: Option<crate::decision::EffectClass>,
+    risk: Option<crate::decision::RiskClass>,
+}
+
+impl Trail {
+    fn denied(code: DenyCode) -> Self {
+        Self {
+            code: Some(code),
+            ..Self::default()
+        }
+    }
 }
 
 impl PolicyHost {
@@ -184,7 +199,17 @@ impl PolicyHost {
             Ok(Request::Decide(r)) => Response::Decide(self.decide_as_peer(&r, operator).await),
             Ok(Request::Manage(r)) => Response::Manage(self.manage(&r, operator).await),
             Ok(Request::Query(q)) => Response::Query(Box::new(self.query(&q).await)),
-            Err(e) => e.response(),
+            Err(e) => {
+                let mut response = e.response();
+                // A network client still gets the body it must answer with: API-shaped, as no
+                // action could be read from the line.
+                if let (Response::Decide(d), Some(kind)) =
+                    (&mut response, crate::wire::body_kind_of(line))
+                {
+                    d.attach_denial(kind, None, DenyCode::MalformedRequest);
+                }
+                response
+            }
         }
     }
 
@@ -195,9 +220,18 @@ impl PolicyHost {
 
     /// As [`PolicyHost::decide`], recording the peer's UID in the audit record.
     pub async fn decide_as_peer(&self, request: &DecideRequest, peer: Operator) -> DecideResponse {
+        self.decide_coded(request, peer).await.0
+    }
+
+    /// Decide, and say why a deny is one (for interceptors' bodies).
+    pub(crate) async fn decide_coded(
+        &self,
+        request: &DecideRequest,
+        peer: Operator,
+    ) -> (DecideResponse, Option<DenyCode>) {
         let started = Instant::now();
         let chain = self.chain();
-        let (mut response, trail) = self.decide_inner(request, &chain).await;
+        let (mut response, mut trail) = self.decide_inner(request, &chain).await;
         let metrics = &self.inner.metrics;
         if let (Some(policy), Some(kind)) = (&trail.policy, trail.failure) {
             metrics.failure(policy, kind);
@@ -210,7 +244,13 @@ impl PolicyHost {
                 response = DecideResponse::deny(format!(
                     "denied because the decision could not be audited: {e}"
                 ));
+                trail.code = Some(DenyCode::Unavailable);
             }
+        }
+        let code = (response.decision == WireDecision::Deny)
+            .then(|| trail.code.unwrap_or(DenyCode::PolicyDenied));
+        if let Some(code) = code {
+            response.attach_denial(request.action.kind(), Some(&request.action), code);
         }
         let verdict = match response.decision {
             WireDecision::Allow => "allow",
@@ -224,7 +264,7 @@ impl PolicyHost {
             trail.policy.clone().unwrap_or_else(|| Arc::clone(&NONE)),
             started.elapsed().as_secs_f64(),
         );
-        response
+        (response, code)
     }
 
     async fn decide_inner(
@@ -241,7 +281,10 @@ impl PolicyHost {
                 "sandbox `{}` is not the sandbox this server is bound to",
                 action.sandbox_id()
             );
-            return (DecideResponse::deny(reason), Trail::default());
+            return (
+                DecideResponse::deny(reason),
+                Trail::denied(DenyCode::SandboxMismatch),
+            );
         }
         match &request.approval_token {
             // The fingerprint is computed only when a token needs it.
@@ -252,7 +295,10 @@ impl PolicyHost {
                     && !client.eq_ignore_ascii_case(&fingerprint)
                 {
                     let reason = "fingerprint mismatch: the request_fingerprint sent does not match the request";
-                    return (DecideResponse::deny(reason), Trail::default());
+                    return (
+                        DecideResponse::deny(reason),
+                        Trail::denied(DenyCode::ApprovalInvalid),
+                    );
                 }
                 self.retry(action, token_id, &fingerprint).await
             }
@@ -265,45 +311,60 @@ impl PolicyHost {
             policy: Some(Arc::clone(&decision.policy)),
             rule: decision.rule_id.clone(),
             failure: decision.failure,
+            effect: Some(decision.effect),
+            risk: Some(decision.risk),
             ..Trail::default()
         };
         let response = match decision.verdict {
-            Verdict::Allow => DecideResponse {
-                decision: WireDecision::Allow,
-                reason: Some(decision.reason),
-                approval_token: None,
-                retry_after_ms: None,
-                suggestions: Vec::new(),
-            },
-            Verdict::Deny => DecideResponse::deny(decision.reason),
+            Verdict::Allow => DecideResponse::new(WireDecision::Allow, decision.reason),
+            Verdict::Deny => {
+                trail.code = Some(if decision.failure.is_some() {
+                    DenyCode::PolicyFailed
+                } else {
+                    DenyCode::PolicyDenied
+                });
+                DecideResponse::deny(decision.reason)
+            }
             Verdict::Ask => {
                 let now = self.inner.clock.now_ms();
+                // A policy may give a human less time than the host's token lifetime, not more.
+                let lifetime = decision
+                    .approval_timeout_ms
+                    .map_or(self.inner.token_ttl_ms, |t| t.min(self.inner.token_ttl_ms));
                 let token = Token {
                     id: uuid::Uuid::new_v4().to_string(),
                     state: TokenState::Pending,
                     fingerprint: action.fingerprint(),
-                    action: action.clone(),
+                    // Secrets are masked before anything is stored: the fingerprint above binds
+                    // the token to the full request, and retries are checked against it.
+                    action: crate::redact::action(action),
                     created_at_ms: now,
-                    expires_at_ms: now.saturating_add(self.inner.token_ttl_ms),
+                    expires_at_ms: now.saturating_add(lifetime),
                     policy: decision.policy.to_string(),
                     rule_id: decision.rule_id,
                     reason: Some(decision.reason.clone()),
+                    approval: ApprovalInfo {
+                        effect: Some(decision.effect),
+                        risk: Some(decision.risk),
+                        policy_refs: decision.policy_refs,
+                        chain_digest: Some(chain.chain_digest().to_owned()),
+                    },
                 };
                 let id = token.id.clone();
                 if let Err(e) = self.inner.store.insert(token).await {
                     let reason = format!(
                         "a human must approve this, but no approval token could be issued: {e}"
                     );
+                    trail.code = Some(DenyCode::Unavailable);
                     return (DecideResponse::deny(reason), trail);
                 }
                 trail.token_id = Some(id.clone());
                 trail.transition = Some("issued");
                 DecideResponse {
-                    decision: WireDecision::PendingHitl,
-                    reason: Some(decision.reason),
                     approval_token: Some(id),
                     retry_after_ms: Some(self.inner.retry_after_ms),
                     suggestions: DecideResponse::suggestions_from(decision.suggestions),
+                    ..DecideResponse::new(WireDecision::PendingHitl, decision.reason)
                 }
             }
         };
@@ -323,32 +384,32 @@ impl PolicyHost {
         };
         let mut trail = Trail {
             token_id: Some(token_id.to_owned()),
+            code: Some(DenyCode::ApprovalInvalid),
             ..Trail::default()
         };
         let redemption = match self.inner.store.redeem(token_id, &presented, now).await {
             Ok(r) => r,
-            Err(e) => return (DecideResponse::deny(e.to_string()), trail),
+            Err(e) => {
+                trail.code = Some(DenyCode::Unavailable);
+                return (DecideResponse::deny(e.to_string()), trail);
+            }
         };
         let deny = |why: &str| DecideResponse::deny(format!("approval token {why}"));
         let response = match redemption {
             Redemption::Allowed => {
                 trail.transition = Some("consumed");
-                DecideResponse {
-                    decision: WireDecision::Allow,
-                    reason: Some(
-                        "approved by an operator; the approval token is now consumed".into(),
-                    ),
-                    approval_token: None,
-                    retry_after_ms: None,
-                    suggestions: Vec::new(),
-                }
+                DecideResponse::new(
+                    WireDecision::Allow,
+                    "approved by an operator; the approval token is now consumed",
+                )
             }
             Redemption::Pending => DecideResponse {
-                decision: WireDecision::PendingHitl,
-                reason: Some("still waiting for an operator to approve".into()),
                 approval_token: Some(token_id.to_owned()),
                 retry_after_ms: Some(self.inner.retry_after_ms),
-                suggestions: Vec::new(),
+                ..DecideResponse::new(
+                    WireDecision::PendingHitl,
+                    "still waiting for an operator to approve",
+                )
             },
             Redemption::NotFound => deny("not found"),
             Redemption::AlreadyConsumed => deny("already consumed"),
@@ -459,7 +520,8 @@ impl PolicyHost {
     /// Answer `local.exec.list` or `local.exec.show`.
     pub async fn query(&self, query: &Query) -> QueryResponse {
         let now = self.inner.clock.now_ms();
-        let refs = self.chain().digests().to_vec();
+        let chain = self.chain();
+        let current = chain.chain_digest();
         let store = &self.inner.store;
         let fail = |e: tokens::StoreError| QueryResponse {
             outcome: Outcome::Denied,
@@ -472,7 +534,7 @@ impl PolicyHost {
                 Ok(live) => QueryResponse {
                     outcome: Outcome::Ok,
                     reason: None,
-                    tokens: Some(live.iter().map(|t| self.record(t, now, &refs)).collect()),
+                    tokens: Some(live.iter().map(|t| self.record(t, now, current)).collect()),
                     token: None,
                 },
                 Err(e) => fail(e),
@@ -482,7 +544,7 @@ impl PolicyHost {
                     outcome: Outcome::Ok,
                     reason: None,
                     tokens: None,
-                    token: Some(self.record(&t, now, &refs)),
+                    token: Some(self.record(&t, now, current)),
                 },
                 Ok(None) => QueryResponse {
                     outcome: Outcome::NotFound,
@@ -495,7 +557,7 @@ impl PolicyHost {
         }
     }
 
-    fn record(&self, t: &Token, now: u64, refs: &[String]) -> ApprovalRecord {
+    fn record(&self, t: &Token, now: u64, current_chain: &str) -> ApprovalRecord {
         let allowed: &[&str] = match t.state {
             TokenState::Pending => &["approve", "revoke"],
             TokenState::Approved => &["revoke"],
@@ -506,9 +568,20 @@ impl PolicyHost {
             state: t.state,
             created_at_ms: t.created_at_ms,
             expires_at_ms: t.expires_at_ms,
-            timeout_ms: t.expires_at_ms.saturating_sub(now),
-            action: action_name(&t.action).into(),
+            timeout_ms: t.expires_at_ms.saturating_sub(t.created_at_ms),
+            remaining_ms: t.expires_at_ms.saturating_sub(now),
+            action: t.action.kind().into(),
             summary: self.summary(&t.action),
+            effect_class: t
+                .approval
+                .effect
+                .unwrap_or_else(|| t.action.default_effect()),
+            risk_class: t.approval.risk.unwrap_or_else(|| {
+                t.approval
+                    .effect
+                    .unwrap_or_else(|| t.action.default_effect())
+                    .default_risk()
+            }),
             session_id: t.action.session_id().into(),
             sandbox_id: t.action.sandbox_id().into(),
             agent_id: t.action.agent_id().map(Into::into),
@@ -517,17 +590,31 @@ impl PolicyHost {
             rule: t.rule_id.clone(),
             reason: t.reason.clone(),
             allowed_decisions: allowed.iter().map(|s| (*s).to_owned()).collect(),
-            policy_refs: refs.to_vec(),
+            policy_refs: t.approval.policy_refs.clone(),
+            chain_digest: t.approval.chain_digest.clone(),
+            chain_current: t.approval.chain_digest.as_deref() == Some(current_chain),
         }
     }
 
+    /// The request as operators and the audit log see it: secrets masked always; with
+    /// `audit_redact_args`, arguments, tool input, query and headers left out altogether.
     fn summary(&self, action: &Action) -> String {
         if !self.inner.redact_args {
-            return action.summary();
+            return crate::redact::summary(action);
         }
         match action {
             Action::LocalExec(e) => format!("{} [{} args redacted]", e.executable, e.args.len()),
             Action::ToolCall(t) => format!("{}([{} bytes redacted])", t.tool, t.arg.len()),
+            Action::HttpRequest(h) => format!(
+                "{} {}://{}:{}{} [query and {} headers redacted]",
+                h.method,
+                h.scheme,
+                h.host,
+                h.port,
+                h.path,
+                h.headers.len()
+            ),
+            Action::Connect(_) | Action::Upgrade(_) => crate::redact::summary(action),
         }
     }
 
@@ -543,7 +630,7 @@ impl PolicyHost {
         AuditRecord {
             time_ms: self.inner.clock.now_ms(),
             id: uuid::Uuid::new_v4().to_string(),
-            action: action_name(action).into(),
+            action: action.kind().into(),
             summary: Some(self.summary(action)),
             session_id: Some(action.session_id().into()),
             sandbox_id: Some(action.sandbox_id().into()),
@@ -559,6 +646,12 @@ impl PolicyHost {
             policy: trail.policy.as_deref().map(str::to_owned),
             rule: trail.rule.clone(),
             policies: chain.digests().to_vec(),
+            chain_digest: Some(chain.chain_digest().to_owned()),
+            effect_class: trail.effect,
+            risk_class: trail.risk,
+            deny_code: trail
+                .code
+                .filter(|_| response.decision == WireDecision::Deny),
             token_id: trail.token_id.clone(),
             transition: trail.transition.map(Into::into),
             peer_uid: peer.uid,
@@ -574,13 +667,6 @@ impl PolicyHost {
     /// Pending and approved tokens, oldest first.
     pub async fn live_tokens(&self) -> Result<Vec<Token>, tokens::StoreError> {
         self.inner.store.live(self.inner.clock.now_ms()).await
-    }
-}
-
-fn action_name(action: &Action) -> &'static str {
-    match action {
-        Action::LocalExec(_) => "local.exec",
-        Action::ToolCall(_) => "tool.call",
     }
 }
 

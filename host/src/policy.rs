@@ -2,25 +2,20 @@
 //! deadline and a memory cap. Every failure of the guest comes back as a `deny` that names the
 //! policy and the cause; nothing here returns an error once the policy has loaded.
 
-use crate::action::{Action, hex};
-use crate::bindings::exports::gavel::policy::{decide, manage};
-use crate::bindings::gavel::policy::types as wit;
-use crate::decision::{Suggestion, SuggestionGroup, Verdict};
+use crate::action::hex;
+use crate::decision::{EffectClass, RiskClass, SuggestionGroup};
 use crate::engine::{EPOCH_TICK, HostState, Runtime};
 use crate::error::Error;
-use crate::tokens::{Operation, Token, TokenState};
+use crate::interface::{
+    Exports, Indices, InterfaceVersion, ManageVerdict, PolicyError, PolicyVerdict, Prepared,
+    RawDecision, UnknownActions,
+};
+use crate::tokens::{Operation, Token};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
-
-/// The only import with functions a policy may have.
-pub(crate) const HOST_IMPORT: &str = "gavel:policy/host@0.1.0";
-/// Imported for its type definitions only (exports `use` them); it has no functions.
-const TYPES_IMPORT: &str = "gavel:policy/types@0.1.0";
-const DECIDE_EXPORT: &str = "gavel:policy/decide@0.1.0";
-const MANAGE_EXPORT: &str = "gavel:policy/manage@0.1.0";
 
 /// Largest reason, rule id and suggestion set a decision may carry; a policy that returns more
 /// is broken or hostile, and its decision becomes a `deny`.
@@ -43,6 +38,8 @@ pub struct Limits {
     /// Satisfy WASI imports with an empty sandbox (no files, network, environment or
     /// arguments; output captured into the log). Off: a policy importing WASI is refused.
     pub wasi: bool,
+    /// What the host answers for the policy on actions its interface version cannot represent.
+    pub unknown_actions: UnknownActions,
 }
 
 impl Default for Limits {
@@ -53,6 +50,7 @@ impl Default for Limits {
             isolation: Isolation::Pooled,
             max_uses: 10_000,
             wasi: false,
+            unknown_actions: UnknownActions::Deny,
         }
     }
 }
@@ -90,10 +88,13 @@ impl World {
 /// What one policy said about one action.
 #[derive(Debug, Clone)]
 pub(crate) struct PolicyDecision {
-    pub(crate) verdict: Verdict,
+    pub(crate) verdict: PolicyVerdict,
     pub(crate) reason: String,
     pub(crate) rule_id: Option<String>,
     pub(crate) suggestions: Vec<SuggestionGroup>,
+    pub(crate) effect: Option<EffectClass>,
+    pub(crate) risk: Option<RiskClass>,
+    pub(crate) approval_timeout_ms: Option<u64>,
     /// The kind of failure (`deadline`, `memory`, `stack`, `trap`, `error`, `oversized`,
     /// `instantiate`) if the policy failed; `reason` then already names the policy.
     pub(crate) failure: Option<&'static str>,
@@ -102,11 +103,22 @@ pub(crate) struct PolicyDecision {
 impl PolicyDecision {
     fn failed(kind: &'static str, reason: String) -> Self {
         Self {
-            verdict: Verdict::Deny,
+            failure: Some(kind),
+            ..Self::plain(PolicyVerdict::Deny, reason)
+        }
+    }
+
+    /// A verdict and a reason, nothing else.
+    fn plain(verdict: PolicyVerdict, reason: String) -> Self {
+        Self {
+            verdict,
             reason,
             rule_id: None,
             suggestions: Vec::new(),
-            failure: Some(kind),
+            effect: None,
+            risk: None,
+            approval_timeout_ms: None,
+            failure: None,
         }
     }
 }
@@ -114,8 +126,7 @@ impl PolicyDecision {
 /// A live instance with its store and typed exports.
 struct Warm {
     store: Store<HostState>,
-    decide: decide::Guest,
-    manage: Option<manage::Guest>,
+    exports: Exports,
     uses: u32,
 }
 
@@ -124,12 +135,12 @@ pub(crate) struct Policy {
     name: Arc<str>,
     digest: String,
     world: World,
+    version: InterfaceVersion,
     config: Arc<str>,
     limits: Limits,
     runtime: Arc<Runtime>,
     pre: InstancePre<HostState>,
-    decide_idx: decide::GuestIndices,
-    manage_idx: Option<manage::GuestIndices>,
+    indices: Indices,
     /// Idle configured instances; a decision takes one and gives it back if it stayed healthy.
     pool: Mutex<Vec<Warm>>,
     max_idle: usize,
@@ -153,22 +164,37 @@ impl Policy {
             .map_err(|e| fail(format!("is not a valid component: {e}")))?;
 
         let ty = component.component_type();
-        for (import, _) in ty.imports(&runtime.engine) {
+        // What Gavel provides: `host` of each version (`types` is imported for its type
+        // definitions only, as exports `use` them), and WASI when the policy opts in.
+        let provided = |import: &str| {
+            InterfaceVersion::ALL
+                .iter()
+                .any(|v| import == v.interface("host") || import == v.interface("types"))
+        };
+        let imports: Vec<String> = ty
+            .imports(&runtime.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        for import in &imports {
             if import.starts_with("wasi:") && !limits.wasi {
                 return Err(fail(format!(
                     "imports `{import}`; set `wasi = true` on this policy to run it in an empty WASI \
                      sandbox (no files, network, environment or arguments)"
                 )));
             }
-            if import != HOST_IMPORT && import != TYPES_IMPORT && !import.starts_with("wasi:") {
+            if !provided(import) && !import.starts_with("wasi:") {
                 return Err(fail(format!(
                     "imports `{import}`, which Gavel does not provide; a policy may import only \
-                     `{HOST_IMPORT}`"
+                     `{}`",
+                    InterfaceVersion::CURRENT.interface("host")
                 )));
             }
         }
         let has = |export: &str| ty.exports(&runtime.engine).any(|(n, _)| n == export);
-        if !has(DECIDE_EXPORT) {
+        let Some(version) = InterfaceVersion::ALL
+            .into_iter()
+            .find(|v| has(&v.interface("decide")))
+        else {
             let found: Vec<String> = ty
                 .exports(&runtime.engine)
                 .map(|(n, _)| format!("`{n}`"))
@@ -178,12 +204,25 @@ impl Policy {
             } else {
                 found.join(", ")
             };
+            let known: Vec<&str> = InterfaceVersion::ALL.iter().map(|v| v.as_str()).collect();
             return Err(fail(format!(
-                "exports neither world `policy` nor `decide-policy` of gavel:policy@0.1.0: it has \
-                 no `{DECIDE_EXPORT}` export (it exports {found})"
+                "exports neither world `policy` nor `decide-policy` of gavel:policy (versions {}): \
+                 it has no `gavel:policy/decide` export (it exports {found})",
+                known.join(", ")
+            )));
+        };
+        let suffix = format!("@{}", version.as_str());
+        if let Some(other) = imports
+            .iter()
+            .find(|i| i.starts_with("gavel:policy/") && !i.ends_with(&suffix))
+        {
+            return Err(fail(format!(
+                "exports gavel:policy@{} but imports `{other}`; build it against one version of \
+                 the interface",
+                version.as_str()
             )));
         }
-        let world = if has(MANAGE_EXPORT) {
+        let world = if has(&version.interface("manage")) {
             World::Policy
         } else {
             World::DecidePolicy
@@ -197,24 +236,19 @@ impl Policy {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("cannot be linked: {e:#}")))?;
-        let decide_idx = decide::GuestIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?;
-        let manage_idx = match world {
-            World::Policy => {
-                Some(manage::GuestIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?)
-            }
-            World::DecidePolicy => None,
-        };
+        let indices = Indices::new(&pre, version, world == World::Policy)
+            .map_err(|e| fail(format!("{e:#}")))?;
 
         let policy = Self {
             name: name.into(),
             digest,
             world,
+            version,
             config: config.into(),
             limits,
             runtime,
             pre,
-            decide_idx,
-            manage_idx,
+            indices,
             pool: Mutex::new(Vec::new()),
             max_idle: std::thread::available_parallelism().map_or(4, |n| n.get() * 2),
         };
@@ -242,10 +276,42 @@ impl Policy {
         self.world
     }
 
-    /// Decide one action. Never fails: a broken policy is a `deny` naming it and the cause.
-    pub(crate) fn decide(&self, action: &wit::Action) -> PolicyDecision {
+    pub(crate) fn version(&self) -> InterfaceVersion {
+        self.version
+    }
+
+    /// Decide one action. Never fails: a broken policy is a `deny` naming it and the cause. An
+    /// action the policy's interface version cannot represent is answered for it, per
+    /// `unknown_actions`, without calling it.
+    pub(crate) fn decide(&self, action: &Prepared<'_>) -> PolicyDecision {
+        if !self.version.represents(action.action()) {
+            return self.answer_unknown(action.action().kind());
+        }
         self.off_runtime(|| Ok(self.decide_here(action)))
             .unwrap_or_else(|e| PolicyDecision::failed("trap", e))
+    }
+
+    /// The host's answer for this policy on an action kind its interface cannot represent.
+    fn answer_unknown(&self, kind: &str) -> PolicyDecision {
+        let (name, version) = (&self.name, self.version.as_str());
+        match self.limits.unknown_actions {
+            UnknownActions::Deny => PolicyDecision::plain(
+                PolicyVerdict::Deny,
+                format!(
+                    "policy `{name}` implements gavel:policy@{version}, which cannot represent \
+                     `{kind}` actions, so the host denies on its behalf (rebuild it against a newer \
+                     interface, or set `unknown_actions = \"abstain\"` on it to let the rest of the \
+                     chain decide)"
+                ),
+            ),
+            UnknownActions::Abstain => PolicyDecision::plain(
+                PolicyVerdict::Abstain,
+                format!(
+                    "policy `{name}` implements gavel:policy@{version}, which cannot represent \
+                     `{kind}` actions; it abstains"
+                ),
+            ),
+        }
     }
 
     /// Run `f` where a WASI policy may run: wasmtime-wasi's synchronous bindings block on a
@@ -266,14 +332,19 @@ impl Policy {
         })
     }
 
-    fn decide_here(&self, action: &wit::Action) -> PolicyDecision {
+    fn decide_here(&self, action: &Prepared<'_>) -> PolicyDecision {
         let mut warm = match self.take() {
             Ok(warm) => warm,
             Err(reason) => return PolicyDecision::failed("instantiate", reason),
         };
         self.arm(&mut warm.store);
-        let result = warm.decide.call_decide(&mut warm.store, action);
+        let result = warm.exports.decide(&mut warm.store, action);
         warm.store.data_mut().drain_output();
+        let Some(result) = result else {
+            // `decide` checked `represents` first; answer for the policy all the same.
+            self.give_back(warm);
+            return self.answer_unknown(action.action().kind());
+        };
         match result {
             Ok(Ok(decision)) => {
                 self.give_back(warm);
@@ -315,43 +386,39 @@ impl Policy {
         token: &Token,
         operator_uid: Option<u32>,
     ) -> Result<(), String> {
-        if self.manage_idx.is_none() {
+        if self.world != World::Policy {
             return Ok(());
         }
+        if !self.version.represents(&token.action) {
+            // Revoking only ever tightens; approving what the policy cannot see is refused on
+            // its behalf unless it was told to abstain.
+            return match (op, self.limits.unknown_actions) {
+                (Operation::Approve, UnknownActions::Deny) => Err(format!(
+                    "policy `{}` implements gavel:policy@{}, which cannot represent `{}` \
+                     requests, so the host refuses approval on its behalf",
+                    self.name,
+                    self.version.as_str(),
+                    token.action.kind()
+                )),
+                _ => Ok(()),
+            };
+        }
         let mut warm = self.take()?;
-        let Some(hook) = warm.manage.clone() else {
-            return Ok(());
-        };
-        let request = wit::ManagementRequest {
-            action: match op {
-                Operation::Approve => wit::ManagementAction::Approve,
-                Operation::Revoke => wit::ManagementAction::Revoke,
-            },
-            token: wit::TokenInfo {
-                id: token.id.clone(),
-                state: match token.state {
-                    TokenState::Pending => wit::TokenState::Pending,
-                    TokenState::Approved => wit::TokenState::Approved,
-                    TokenState::Consumed => wit::TokenState::Consumed,
-                    TokenState::Revoked => wit::TokenState::Revoked,
-                    TokenState::Expired => wit::TokenState::Expired,
-                },
-                request: to_wit(&token.action),
-                fingerprint: token.fingerprint.clone(),
-                created_at_ms: token.created_at_ms,
-                expires_at_ms: token.expires_at_ms,
-            },
-            operator_uid,
-        };
         self.arm(&mut warm.store);
-        let result = hook.call_manage(&mut warm.store, &request);
+        let result = warm
+            .exports
+            .manage(&mut warm.store, op, token, operator_uid);
         warm.store.data_mut().drain_output();
         match result {
-            Ok(wit::ManagementVerdict::Permit) => {
+            None => {
                 self.give_back(warm);
                 Ok(())
             }
-            Ok(wit::ManagementVerdict::Veto(why)) => {
+            Some(Ok(ManageVerdict::Permit)) => {
+                self.give_back(warm);
+                Ok(())
+            }
+            Some(Ok(ManageVerdict::Veto(why))) => {
                 self.give_back(warm);
                 Err(format!(
                     "policy `{}` vetoed it: {}",
@@ -359,7 +426,7 @@ impl Policy {
                     clip(&why, MAX_REASON)
                 ))
             }
-            Err(trap) => Err(self.explain(&warm.store, &trap, "manage")),
+            Some(Err(trap)) => Err(self.explain(&warm.store, &trap, "manage")),
         }
     }
 
@@ -405,28 +472,20 @@ impl Policy {
             Ok(i) => i,
             Err(e) => return Err(self.explain(&store, &e, "instantiation")),
         };
-        let typed = self.decide_idx.load(&mut store, &instance).and_then(|d| {
-            let m = self
-                .manage_idx
-                .as_ref()
-                .map(|m| m.load(&mut store, &instance))
-                .transpose()?;
-            Ok((d, m))
-        });
-        let (decide, manage) = typed.map_err(|e| {
+        let exports = self.indices.load(&mut store, &instance).map_err(|e| {
             format!(
-                "policy `{}` does not match gavel:policy@0.1.0: {e:#}",
-                self.name
+                "policy `{}` does not match gavel:policy@{}: {e:#}",
+                self.name,
+                self.version.as_str()
             )
         })?;
         self.arm(&mut store);
-        let result = decide.call_init(&mut store);
+        let result = exports.init(&mut store);
         store.data_mut().drain_output();
         match result {
             Ok(Ok(())) => Ok(Warm {
                 store,
-                decide,
-                manage,
+                exports,
                 uses: 0,
             }),
             Ok(Err(error)) => Err(format!(
@@ -480,7 +539,7 @@ impl Policy {
     }
 
     /// Check a decision's size and convert it; an oversized one is a `deny`.
-    fn accept(&self, d: wit::Decision) -> PolicyDecision {
+    fn accept(&self, d: RawDecision) -> PolicyDecision {
         let name = &self.name;
         let reason_len = d.reason.as_ref().map_or(0, String::len);
         let rule_len = d.rule_id.as_ref().map_or(0, String::len);
@@ -515,28 +574,13 @@ impl Policy {
             );
         }
         PolicyDecision {
-            verdict: match d.verdict {
-                wit::Verdict::Allow => Verdict::Allow,
-                wit::Verdict::Deny => Verdict::Deny,
-                wit::Verdict::Ask => Verdict::Ask,
-            },
+            verdict: d.verdict,
             reason: d.reason.unwrap_or_default(),
             rule_id: d.rule_id,
-            suggestions: d
-                .suggestions
-                .into_iter()
-                .map(|g| SuggestionGroup {
-                    subject: g.subject,
-                    rules: g
-                        .rules
-                        .into_iter()
-                        .map(|r| Suggestion {
-                            rule: r.rule,
-                            label: r.label,
-                        })
-                        .collect(),
-                })
-                .collect(),
+            suggestions: d.suggestions,
+            effect: d.effect,
+            risk: d.risk,
+            approval_timeout_ms: d.approval_timeout_ms,
             failure: None,
         }
     }
@@ -573,40 +617,15 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The WIT form of an action.
-pub(crate) fn to_wit(action: &Action) -> wit::Action {
-    match action {
-        Action::LocalExec(e) => wit::Action::LocalExec(wit::LocalExec {
-            executable: e.executable.clone(),
-            args: e.args.clone(),
-            session_id: e.session_id.clone(),
-            sandbox_id: e.sandbox_id.clone(),
-            agent_id: e.agent_id.clone(),
-            profile: e.profile.clone(),
-            hitl_mode: e.hitl_mode.clone(),
-        }),
-        Action::ToolCall(t) => wit::Action::ToolCall(wit::ToolCall {
-            tool: t.tool.clone(),
-            arg: t.arg.clone(),
-            session_id: t.session_id.clone(),
-            sandbox_id: t.sandbox_id.clone(),
-            agent_id: t.agent_id.clone(),
-            project_id: t.project_id.clone(),
-            project_root: t.project_root.clone(),
-            cwd: t.cwd.clone(),
-        }),
-    }
-}
-
-fn describe_policy_error(error: &wit::PolicyError) -> String {
+fn describe_policy_error(error: &PolicyError) -> String {
     match error {
-        wit::PolicyError::InvalidConfig(m) => {
+        PolicyError::InvalidConfig(m) => {
             format!("invalid configuration: {}", clip(m, MAX_REASON))
         }
-        wit::PolicyError::UnsupportedAction(m) => {
+        PolicyError::UnsupportedAction(m) => {
             format!("unsupported action: {}", clip(m, MAX_REASON))
         }
-        wit::PolicyError::Internal(m) => clip(m, MAX_REASON).to_owned(),
+        PolicyError::Internal(m) => clip(m, MAX_REASON).to_owned(),
     }
 }
 

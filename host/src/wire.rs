@@ -1,7 +1,7 @@
 //! The wire contract: one JSON object per line in, one per line out. Field names and spellings
 //! are fixed by existing clients (`firma-run`, `firma token`); see the README's wire section.
 
-use crate::action::{Action, LocalExec, ToolCall};
+use crate::action::{Action, Connect, Header, HttpRequest, LocalExec, ToolCall, Upgrade};
 use crate::decision::SuggestionGroup;
 use crate::tokens::{Operation, Outcome};
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,14 @@ pub struct DecideResponse {
     /// Gavel addition: rules that would allow this next time, one group per subcommand.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Vec<WireSuggestion>>,
+    /// Gavel addition, on denials of `http.request`, `connect` and `upgrade`: the HTTP status
+    /// the client should answer with (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Gavel addition, on denials of `http.request`, `connect`, `upgrade` and `tool.call`: the
+    /// body the client should answer with (see `docs/interceptors.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
 }
 
 /// One suggested rule on the wire.
@@ -109,13 +117,38 @@ pub struct WireSuggestion {
 impl DecideResponse {
     /// A `deny` with a reason.
     pub fn deny(reason: impl Into<String>) -> Self {
+        Self::new(WireDecision::Deny, reason)
+    }
+
+    /// An answer with a decision and a reason, nothing else.
+    pub fn new(decision: WireDecision, reason: impl Into<String>) -> Self {
         Self {
-            decision: WireDecision::Deny,
+            decision,
             reason: Some(reason.into()),
             approval_token: None,
             retry_after_ms: None,
             suggestions: Vec::new(),
+            status: None,
+            body: None,
         }
+    }
+
+    /// Attach the body (and status) a client of `kind` should answer a denial with. `local.exec`
+    /// answers keep the contract's exact shape and get none.
+    pub(crate) fn attach_denial(
+        &mut self,
+        kind: &str,
+        action: Option<&Action>,
+        code: crate::intercept::DenyCode,
+    ) {
+        if self.decision != WireDecision::Deny || !carries_body(kind) {
+            return;
+        }
+        let detail = self.reason.as_deref().unwrap_or_default();
+        if crate::intercept::denial_context(action) == crate::intercept::DenialContext::Api {
+            self.status = Some(crate::intercept::DENY_STATUS);
+        }
+        self.body = Some(crate::intercept::body_for(action, code, detail));
     }
 
     pub(crate) fn suggestions_from(groups: Vec<SuggestionGroup>) -> Vec<Vec<WireSuggestion>> {
@@ -166,12 +199,20 @@ pub struct ApprovalRecord {
     pub created_at_ms: u64,
     /// When it stops being usable.
     pub expires_at_ms: u64,
-    /// Milliseconds left before it expires (0 once expired).
+    /// The time a human was given to decide: from issue to expiry, in milliseconds (the
+    /// asking policy's approval timeout, capped at the host's token lifetime).
     pub timeout_ms: u64,
-    /// `local.exec` or `tool.call`.
+    /// Milliseconds left before it expires (0 once expired).
+    pub remaining_ms: u64,
+    /// `local.exec`, `tool.call`, `http.request`, `connect` or `upgrade`.
     pub action: String,
-    /// The command line or tool call (arguments redacted if configured).
+    /// The command line, tool call or request with secrets masked (`***`) by the redaction
+    /// rules of `docs/redaction.md`; with `audit_redact_args`, arguments are left out entirely.
     pub summary: String,
+    /// What the action does: `read`, `write`, `execute`, `network` or `destructive`.
+    pub effect_class: crate::decision::EffectClass,
+    /// How risky it is: `low`, `medium`, `high` or `critical`.
+    pub risk_class: crate::decision::RiskClass,
     /// The session.
     pub session_id: String,
     /// The sandbox.
@@ -191,8 +232,14 @@ pub struct ApprovalRecord {
     pub reason: Option<String>,
     /// What an operator may do now: `approve`, `revoke` (empty once the token is final).
     pub allowed_decisions: Vec<String>,
-    /// The policy chain in force when the host answered: `name@sha256:digest` per policy.
-    pub policy_refs: Vec<String>,
+    /// The policies that asked for a human, with their component digests and rules.
+    pub policy_refs: Vec<crate::chain::PolicyRef>,
+    /// `sha256:` digest of the policy chain in force when the token was issued (every policy's
+    /// name, component, interface version and configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_digest: Option<String>,
+    /// Whether that chain is still the one in force.
+    pub chain_current: bool,
 }
 
 /// The answer to a management query.
@@ -242,7 +289,8 @@ impl RequestError {
             }
             RequestError::UnknownAction(action) => Response::Decide(DecideResponse::deny(format!(
                 "unknown action `{action}`: this server answers `local.exec`, `tool.call`, \
-                 `local.exec.approve`, `local.exec.revoke`, `local.exec.list` and `local.exec.show`"
+                 `http.request`, `connect`, `upgrade`, `local.exec.approve`, `local.exec.revoke`, \
+                 `local.exec.list` and `local.exec.show`"
             ))),
             RequestError::UnsupportedManagement(why) => {
                 Response::Manage(ManageResponse::new(Outcome::UnsupportedAction, why.clone()))
@@ -289,6 +337,60 @@ struct ToolCallLine {
     project_root: Option<String>,
     #[serde(default)]
     cwd: Option<String>,
+    #[serde(default)]
+    request_fingerprint: Option<String>,
+    #[serde(default)]
+    approval_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HttpRequestLine {
+    method: String,
+    #[serde(default)]
+    scheme: Option<String>,
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    path: String,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    body_size: Option<u64>,
+    sandbox_id: String,
+    session_id: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    request_fingerprint: Option<String>,
+    #[serde(default)]
+    approval_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConnectLine {
+    host: String,
+    port: u16,
+    sandbox_id: String,
+    session_id: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    request_fingerprint: Option<String>,
+    #[serde(default)]
+    approval_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UpgradeLine {
+    host: String,
+    path: String,
+    protocol: String,
+    sandbox_id: String,
+    session_id: String,
+    #[serde(default)]
+    agent_id: Option<String>,
     #[serde(default)]
     request_fingerprint: Option<String>,
     #[serde(default)]
@@ -353,6 +455,110 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 approval_token: l.approval_token,
             }))
         }
+        "http.request" => {
+            let l: HttpRequestLine = serde_json::from_slice(line).map_err(malformed)?;
+            let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
+            let scheme = match l.scheme.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("https") => "https",
+                Some("http") => "http",
+                Some(other) => {
+                    return Err(bad(format!(
+                        "`scheme` is `{other}`; it must be `http` or `https`"
+                    )));
+                }
+            };
+            let port = match l.port {
+                Some(0) => return Err(bad("`port` must be between 1 and 65535".into())),
+                Some(port) => port,
+                None if scheme == "http" => 80,
+                None => 443,
+            };
+            if l.headers.len() > MAX_HEADERS {
+                return Err(bad(format!(
+                    "{} headers; select at most {MAX_HEADERS}",
+                    l.headers.len()
+                )));
+            }
+            let mut headers = Vec::with_capacity(l.headers.len());
+            for (name, value) in l.headers {
+                if !is_token(&name) {
+                    return Err(bad(format!("header name `{name}` is not an HTTP token")));
+                }
+                if value.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err(bad(format!("header `{name}` has a control character")));
+                }
+                headers.push(Header {
+                    name: name.to_ascii_lowercase(),
+                    value,
+                });
+            }
+            let query = match l.query {
+                Some(q) => {
+                    let q = q.strip_prefix('?').unwrap_or(&q).to_owned();
+                    check_uri_part("query", &q).map_err(bad)?;
+                    Some(q)
+                }
+                None => None,
+            };
+            Ok(Request::Decide(DecideRequest {
+                action: Action::HttpRequest(HttpRequest {
+                    method: method(&l.method).map_err(bad)?,
+                    scheme: scheme.into(),
+                    host: host(&l.host).map_err(bad)?,
+                    port,
+                    path: path(&l.path).map_err(bad)?,
+                    query,
+                    headers,
+                    body_size: l.body_size,
+                    session_id: l.session_id,
+                    sandbox_id: l.sandbox_id,
+                    agent_id: l.agent_id,
+                }),
+                request_fingerprint: l.request_fingerprint,
+                approval_token: l.approval_token,
+            }))
+        }
+        "connect" => {
+            let l: ConnectLine = serde_json::from_slice(line).map_err(malformed)?;
+            let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
+            if l.port == 0 {
+                return Err(bad("`port` must be between 1 and 65535".into()));
+            }
+            Ok(Request::Decide(DecideRequest {
+                action: Action::Connect(Connect {
+                    host: host(&l.host).map_err(bad)?,
+                    port: l.port,
+                    session_id: l.session_id,
+                    sandbox_id: l.sandbox_id,
+                    agent_id: l.agent_id,
+                }),
+                request_fingerprint: l.request_fingerprint,
+                approval_token: l.approval_token,
+            }))
+        }
+        "upgrade" => {
+            let l: UpgradeLine = serde_json::from_slice(line).map_err(malformed)?;
+            let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
+            let protocol = l.protocol.to_ascii_lowercase();
+            if protocol.is_empty() || !protocol.split('/').all(is_token) {
+                return Err(bad(format!(
+                    "`protocol` `{}` is not an HTTP upgrade protocol (for example `websocket`)",
+                    l.protocol
+                )));
+            }
+            Ok(Request::Decide(DecideRequest {
+                action: Action::Upgrade(Upgrade {
+                    host: host(&l.host).map_err(bad)?,
+                    path: path(&l.path).map_err(bad)?,
+                    protocol,
+                    session_id: l.session_id,
+                    sandbox_id: l.sandbox_id,
+                    agent_id: l.agent_id,
+                }),
+                request_fingerprint: l.request_fingerprint,
+                approval_token: l.approval_token,
+            }))
+        }
         "local.exec.approve" | "local.exec.revoke" => {
             let operation = if action == "local.exec.approve" {
                 Operation::Approve
@@ -390,6 +596,92 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
             )))
         }
         other => Err(RequestError::UnknownAction(other.to_owned())),
+    }
+}
+
+/// Most headers an `http.request` may carry: interceptors select the ones policies need.
+const MAX_HEADERS: usize = 64;
+
+/// Whether a wire action's denials carry a `body` (and, API-shaped, a `status`).
+fn carries_body(kind: &str) -> bool {
+    matches!(kind, "tool.call" | "http.request" | "connect" | "upgrade")
+}
+
+/// The `action` a line names, if it is one whose denials carry a body: so that a malformed
+/// network request is still answered in the shape its client expects.
+pub(crate) fn body_kind_of(line: &[u8]) -> Option<&'static str> {
+    let envelope: Envelope<'_> = serde_json::from_slice(line).ok()?;
+    match envelope.action.as_deref()? {
+        "tool.call" => Some("tool.call"),
+        "http.request" => Some("http.request"),
+        "connect" => Some("connect"),
+        "upgrade" => Some("upgrade"),
+        _ => None,
+    }
+}
+
+/// An HTTP token (RFC 9110 `tchar`s), as methods, header names and protocols are.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An HTTP method, uppercased.
+fn method(m: &str) -> Result<String, String> {
+    if m.len() > 32 || !is_token(m) {
+        return Err(format!("`method` `{m}` is not an HTTP method"));
+    }
+    Ok(m.to_ascii_uppercase())
+}
+
+/// A host name or IP address, lowercased and without a trailing dot. Anything that is not
+/// plainly a host (userinfo, a path, a port, spaces, percent-encoding, empty labels) is refused
+/// rather than guessed at, so policies match hosts exactly as they will be contacted.
+fn host(h: &str) -> Result<String, String> {
+    let lower = h.to_ascii_lowercase();
+    let name = lower.strip_suffix('.').unwrap_or(&lower);
+    let ipv6 = name.starts_with('[')
+        && name.ends_with(']')
+        && name.len() > 2
+        && name[1..name.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    let hostname = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ipv6 || hostname {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "`host` `{h}` is not a host name or IP address (give the port in `port`, and no \
+             scheme, path or credentials)"
+        ))
+    }
+}
+
+/// A request path: must start with `/`; kept as sent (policies normalize it themselves).
+fn path(p: &str) -> Result<String, String> {
+    if !p.starts_with('/') {
+        return Err(format!("`path` `{p}` must start with `/`"));
+    }
+    check_uri_part("path", p)?;
+    Ok(p.to_owned())
+}
+
+/// A path or query must be what an HTTP request line can carry: printable ASCII, no spaces.
+fn check_uri_part(what: &str, s: &str) -> Result<(), String> {
+    match s.chars().find(|c| !c.is_ascii_graphic()) {
+        Some(c) => Err(format!(
+            "`{what}` contains {c:?}; percent-encode spaces, control and non-ASCII characters"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -467,11 +759,8 @@ mod tests {
     #[test]
     fn empty_fields_are_omitted_from_answers() {
         let r = Response::Decide(DecideResponse {
-            decision: WireDecision::Allow,
             reason: None,
-            approval_token: None,
-            retry_after_ms: None,
-            suggestions: vec![],
+            ..DecideResponse::new(WireDecision::Allow, "")
         });
         assert_eq!(r.to_line(), r#"{"decision":"allow"}"#);
         let m = Response::Manage(ManageResponse {

@@ -32,6 +32,7 @@ fn token(id: &str, created: u64) -> Token {
         policy: "p".into(),
         rule_id: Some("r".into()),
         reason: Some("why".into()),
+        approval: Default::default(),
     }
 }
 

@@ -139,6 +139,7 @@ pub async fn check(store: &dyn TokenStore, ops: &[Op]) -> Result<(), String> {
                         policy: "p".into(),
                         rule_id: None,
                         reason: None,
+                        approval: Default::default(),
                     })
                     .await
                     .map_err(|e| at(e.to_string()))?;

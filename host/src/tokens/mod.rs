@@ -13,6 +13,8 @@ pub use redis::RedisStore;
 pub use sqlite::{DB_FILE, SqliteStore, Synchronous};
 
 use crate::action::Action;
+use crate::chain::PolicyRef;
+use crate::decision::{EffectClass, RiskClass};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch.
@@ -70,6 +72,27 @@ pub struct Token {
     /// Why the policy asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the human is asked to approve, beyond the request itself.
+    #[serde(default)]
+    pub approval: ApprovalInfo,
+}
+
+/// The classification and provenance of an approval request, fixed when the token is issued.
+/// Tokens stored before these existed read back with the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalInfo {
+    /// What the action does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<EffectClass>,
+    /// How risky it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskClass>,
+    /// The policies that asked for a human.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_refs: Vec<PolicyRef>,
+    /// The digest of the policy chain that issued the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_digest: Option<String>,
 }
 
 impl Token {
@@ -272,6 +295,7 @@ mod tests {
             policy: "p".into(),
             rule_id: None,
             reason: None,
+            approval: ApprovalInfo::default(),
         }
     }
 

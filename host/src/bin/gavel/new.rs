@@ -24,35 +24,35 @@ const WIT: &[(&str, &str)] = &[
         "types.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.1.0/types.wit"
+            "/../wit/0.2.0/types.wit"
         )),
     ),
     (
         "host.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.1.0/host.wit"
+            "/../wit/0.2.0/host.wit"
         )),
     ),
     (
         "decide.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.1.0/decide.wit"
+            "/../wit/0.2.0/decide.wit"
         )),
     ),
     (
         "manage.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.1.0/manage.wit"
+            "/../wit/0.2.0/manage.wit"
         )),
     ),
     (
         "worlds.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.1.0/worlds.wit"
+            "/../wit/0.2.0/worlds.wit"
         )),
     ),
 ];
@@ -91,13 +91,13 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
         ("sdk/Cargo.toml".into(), SDK_TOML.into()),
         (
             "sdk/src/lib.rs".into(),
-            SDK_LIB.replace("../../wit/0.1.0", "wit/0.1.0"),
+            SDK_LIB.replace("../../wit/0.2.0", "wit/0.2.0"),
         ),
     ]
     .into_iter()
     .chain(
         WIT.iter()
-            .map(|(f, text)| (format!("sdk/wit/0.1.0/{f}"), (*text).to_owned())),
+            .map(|(f, text)| (format!("sdk/wit/0.2.0/{f}"), (*text).to_owned())),
     )
     .collect();
     let root = cap_std::fs::Dir::open_ambient_dir(
@@ -193,13 +193,15 @@ struct MyPolicy {
     config: Config,
 }
 
-/// The program a request would run: the executable's base name, or a tool call's first word.
-fn program(action: &Action) -> String {
+/// The program a request would run: the executable's base name, or a tool call's first word;
+/// `None` for network actions (HTTP, CONNECT, upgrade), which this policy leaves to others.
+fn program(action: &Action) -> Option<String> {
     let first = match action {
         Action::LocalExec(e) => e.executable.as_str(),
         Action::ToolCall(t) => t.arg.split_whitespace().next().unwrap_or(""),
+        Action::HttpRequest(_) | Action::Connect(_) | Action::Upgrade(_) => return None,
     };
-    first.rsplit('/').next().unwrap_or(first).to_owned()
+    Some(first.rsplit('/').next().unwrap_or(first).to_owned())
 }
 
 impl Policy for MyPolicy {
@@ -210,7 +212,9 @@ impl Policy for MyPolicy {
     }
 
     fn decide(&self, action: &Action) -> Result<Decision, PolicyError> {
-        let program = program(action);
+        let Some(program) = program(action) else {
+            return Ok(Decision::abstain(format!("`{}` is not a command", action.kind())));
+        };
         if self.config.deny.contains(&program) {
             return Ok(Decision::deny(format!("`{program}` is denied")).with_rule(format!("deny:{program}")));
         }
