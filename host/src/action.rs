@@ -292,6 +292,14 @@ impl Action {
             Action::ToolCall(t) => format!("{}({})", t.tool, t.arg),
             Action::HttpRequest(h) => {
                 let mut s = format!("{} {}", h.method, h.url());
+                if !h.headers.is_empty() {
+                    let headers: Vec<String> = h
+                        .headers
+                        .iter()
+                        .map(|x| format!("{}: {}", x.name, x.value))
+                        .collect();
+                    s.push_str(&format!(" [{}]", headers.join(", ")));
+                }
                 if let Some(n) = h.body_size {
                     s.push_str(&format!(" ({n}-byte body)"));
                 }

@@ -199,17 +199,7 @@ impl PolicyHost {
             Ok(Request::Decide(r)) => Response::Decide(self.decide_as_peer(&r, operator).await),
             Ok(Request::Manage(r)) => Response::Manage(self.manage(&r, operator).await),
             Ok(Request::Query(q)) => Response::Query(Box::new(self.query(&q).await)),
-            Err(e) => {
-                let mut response = e.response();
-                // A network client still gets the body it must answer with: API-shaped, as no
-                // action could be read from the line.
-                if let (Response::Decide(d), Some(kind)) =
-                    (&mut response, crate::wire::body_kind_of(line))
-                {
-                    d.attach_denial(kind, None, DenyCode::MalformedRequest);
-                }
-                response
-            }
+            Err(e) => e.response_to(line),
         }
     }
 

@@ -313,7 +313,7 @@ impl Connection {
             }
             (_, Ok(Request::Manage(r))) => Response::Manage(self.host.manage(&r, operator).await),
             (_, Ok(Request::Query(q))) => Response::Query(Box::new(self.host.query(&q).await)),
-            (_, Err(e)) => e.response(),
+            (_, Err(e)) => e.response_to(line),
         }
     }
 }

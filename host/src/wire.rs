@@ -281,6 +281,17 @@ impl Response {
 }
 
 impl RequestError {
+    /// The answer to `line`, which failed to parse with this error: the contract's answer,
+    /// plus, for a line naming a network action or a tool call, the body its client must
+    /// answer with (API-shaped, as no action could be read from the line).
+    pub fn response_to(&self, line: &[u8]) -> Response {
+        let mut response = self.response();
+        if let (Response::Decide(d), Some(kind)) = (&mut response, body_kind_of(line)) {
+            d.attach_denial(kind, None, crate::intercept::DenyCode::MalformedRequest);
+        }
+        response
+    }
+
     /// The answer the contract prescribes for this error.
     pub fn response(&self) -> Response {
         match self {
@@ -609,7 +620,7 @@ fn carries_body(kind: &str) -> bool {
 
 /// The `action` a line names, if it is one whose denials carry a body: so that a malformed
 /// network request is still answered in the shape its client expects.
-pub(crate) fn body_kind_of(line: &[u8]) -> Option<&'static str> {
+fn body_kind_of(line: &[u8]) -> Option<&'static str> {
     let envelope: Envelope<'_> = serde_json::from_slice(line).ok()?;
     match envelope.action.as_deref()? {
         "tool.call" => Some("tool.call"),
