@@ -74,7 +74,12 @@ fn frozen(file: &str) -> PolicySpec {
 /// its client must answer with, and asked (token, approve, one allowed retry).
 #[tokio::test]
 async fn every_action_kind_on_the_wire() {
-    for line in [http("GET", "/repos"), connect(443), upgrade("websocket"), tool("ls")] {
+    for line in [
+        http("GET", "/repos"),
+        connect(443),
+        upgrade("websocket"),
+        tool("ls"),
+    ] {
         let kind = line["action"].as_str().unwrap().to_owned();
         let allow = harness(&config(vec![default_action("allow")]));
         let r = allow.decide(&line).await;
@@ -100,10 +105,7 @@ async fn every_action_kind_on_the_wire() {
         let ask = harness(&config(vec![default_action("pending_hitl")]));
         let token = ask.issue(&line).await;
         let retry = with(line.clone(), "approval_token", json!(token));
-        assert_eq!(
-            ask.decide(&retry).await.decision,
-            WireDecision::PendingHitl
-        );
+        assert_eq!(ask.decide(&retry).await.decision, WireDecision::PendingHitl);
         assert_eq!(
             ask.manage("local.exec.approve", &token).await.outcome,
             gavel_host::tokens::Outcome::Ok
@@ -132,7 +134,11 @@ async fn a_token_binds_every_field_of_a_network_request() {
         ("body_size", json!(11)),
         ("headers", json!({"authorization": "Bearer other"})),
     ] {
-        let changed = with(with(line.clone(), key, value), "approval_token", json!(token));
+        let changed = with(
+            with(line.clone(), key, value),
+            "approval_token",
+            json!(token),
+        );
         let r = h.decide(&changed).await;
         assert!(denied(&r).contains("fingerprint mismatch"), "{key}: {r:?}");
     }
@@ -156,13 +162,31 @@ async fn a_token_binds_every_field_of_a_network_request() {
 async fn malformed_network_requests_get_the_api_body() {
     let h = harness(&config(vec![default_action("allow")]));
     for (line, phrase) in [
-        (with(http("GET", "/"), "host", json!("user:pw@evil.com")), "is not a host name"),
-        (with(http("GET", "/"), "path", json!("relative")), "must start with `/`"),
-        (with(http("GET", "/"), "path", json!("/a b")), "percent-encode"),
-        (with(http("GET", "/"), "scheme", json!("ftp")), "`http` or `https`"),
-        (with(http("GET", "/"), "method", json!("GE T")), "not an HTTP method"),
+        (
+            with(http("GET", "/"), "host", json!("user:pw@evil.com")),
+            "is not a host name",
+        ),
+        (
+            with(http("GET", "/"), "path", json!("relative")),
+            "must start with `/`",
+        ),
+        (
+            with(http("GET", "/"), "path", json!("/a b")),
+            "percent-encode",
+        ),
+        (
+            with(http("GET", "/"), "scheme", json!("ftp")),
+            "`http` or `https`",
+        ),
+        (
+            with(http("GET", "/"), "method", json!("GE T")),
+            "not an HTTP method",
+        ),
         (with(connect(443), "port", json!(0)), "between 1 and 65535"),
-        (with(upgrade("websocket"), "protocol", json!("")), "upgrade protocol"),
+        (
+            with(upgrade("websocket"), "protocol", json!("")),
+            "upgrade protocol",
+        ),
         (json!({"action": "connect", "host": "x"}), "missing field"),
     ] {
         let r = h.decide(&line).await;
@@ -243,10 +267,7 @@ async fn the_interceptor_api_decides_every_kind() {
             .await,
         Interception::Allow { .. }
     ));
-    let replay = ask
-        .host
-        .decide_connect(tunnel, Some(approval_token))
-        .await;
+    let replay = ask.host.decide_connect(tunnel, Some(approval_token)).await;
     assert!(
         matches!(
             replay,
@@ -278,7 +299,10 @@ async fn the_interceptor_api_decides_every_kind() {
     ));
 
     // A policy that fails is a deny with its own code.
-    let broken = harness(&config(vec![misbehave("broken", json!({"decide": "trap"}))]));
+    let broken = harness(&config(vec![misbehave(
+        "broken",
+        json!({"decide": "trap"}),
+    )]));
     assert!(matches!(
         broken.host.decide_http(http_request(), None).await,
         Interception::Deny {
@@ -389,11 +413,7 @@ async fn a_0_1_0_manage_hook_does_not_approve_what_it_cannot_see() {
     }
     let m = h3.manage("local.exec.approve", &token).await;
     assert_eq!(m.outcome, gavel_host::tokens::Outcome::Denied, "{m:?}");
-    assert!(
-        m.reason
-            .unwrap()
-            .contains("refuses approval on its behalf")
-    );
+    assert!(m.reason.unwrap().contains("refuses approval on its behalf"));
     assert_eq!(h3.manage("local.exec.revoke", &token).await.outcome, ok);
 }
 
@@ -444,7 +464,10 @@ async fn approval_records_carry_classes_provenance_and_a_timeout() {
     let h = harness(&config(vec![default_action("pending_hitl")]));
     let token = h.issue(&http("GET", "/")).await;
     let r = h.host.query(&Query::Show(token)).await.token.unwrap();
-    assert_eq!((r.effect_class, r.risk_class), (EffectClass::Read, RiskClass::Low));
+    assert_eq!(
+        (r.effect_class, r.risk_class),
+        (EffectClass::Read, RiskClass::Low)
+    );
     // Another chain (another configuration) has another digest.
     assert_ne!(r.chain_digest.unwrap(), digest);
 }
@@ -463,7 +486,10 @@ async fn secrets_are_masked_in_records_the_store_and_the_audit_log() {
     let log = dir.path().join("audit.jsonl");
     let c = config(vec![default_action("pending_hitl")]);
     let (audit, writer) = gavel_host::audit::AuditLog::open(&log, Default::default()).unwrap();
-    let host = gavel_host::PolicyHost::builder(&c).audit(audit).build().unwrap();
+    let host = gavel_host::PolicyHost::builder(&c)
+        .audit(audit)
+        .build()
+        .unwrap();
     let send = |line: Value| {
         let host = host.clone();
         async move {
@@ -498,18 +524,20 @@ async fn secrets_are_masked_in_records_the_store_and_the_audit_log() {
     let audited = std::fs::read_to_string(&log).unwrap();
     assert_eq!(audited.lines().count(), 3);
     for secret in SECRETS {
-        for (what, text) in [
-            ("record", &shown),
-            ("store", &stored),
-            ("audit", &audited),
-        ] {
-            assert!(!text.contains(secret), "{secret} leaked into the {what}: {text}");
+        for (what, text) in [("record", &shown), ("store", &stored), ("audit", &audited)] {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into the {what}: {text}"
+            );
         }
     }
     // What is not secret stays readable.
     assert!(shown.contains("POST https://api.github.com/repos/a/b?page=2&access_token=***"));
     assert!(shown.contains("Bearer ***"), "{shown}");
-    assert!(audited.contains("/usr/bin/mysql --password *** -e select 1"), "{audited}");
+    assert!(
+        audited.contains("/usr/bin/mysql --password *** -e select 1"),
+        "{audited}"
+    );
 }
 
 /// The real binary over its socket: network actions, denial bodies, and records.
@@ -529,11 +557,20 @@ fn the_socket_answers_network_actions() {
     let r = ask_socket(&socket, &upgrade("websocket"));
     assert_eq!(r["decision"], "pending_hitl", "{r}");
     let token = r["approval_token"].as_str().unwrap().to_owned();
-    let shown = ask_socket(&manage, &json!({"action": "local.exec.show", "token_id": token}));
+    let shown = ask_socket(
+        &manage,
+        &json!({"action": "local.exec.show", "token_id": token}),
+    );
     assert_eq!(shown["token"]["action"], "upgrade", "{shown}");
     assert_eq!(shown["token"]["effect_class"], "network");
-    assert_eq!(shown["token"]["summary"], "UPGRADE websocket chat.example.com/ws/room");
-    let ok = ask_socket(&manage, &json!({"action": "local.exec.approve", "token_id": token}));
+    assert_eq!(
+        shown["token"]["summary"],
+        "UPGRADE websocket chat.example.com/ws/room"
+    );
+    let ok = ask_socket(
+        &manage,
+        &json!({"action": "local.exec.approve", "token_id": token}),
+    );
     assert_eq!(ok["outcome"], "ok");
     let retry = with(upgrade("websocket"), "approval_token", json!(token));
     assert_eq!(ask_socket(&socket, &retry)["decision"], "allow");
@@ -550,8 +587,56 @@ fn the_socket_answers_network_actions() {
     assert_eq!(r["decision"], "pending_hitl");
     let listed = ask_socket(&manage, &json!({"action": "local.exec.list"}));
     let text = listed.to_string();
-    assert!(!text.contains("ghs_secretvalue123") && !text.contains("sk-live-"), "{text}");
+    assert!(
+        !text.contains("ghs_secretvalue123") && !text.contains("sk-live-"),
+        "{text}"
+    );
 
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The intended production chain: an old command policy that abstains on the network, and
+/// `builtin:http-rules` deciding HTTP, CONNECT and upgrades (and abstaining on commands).
+#[tokio::test]
+async fn an_old_command_policy_and_http_rules_share_a_chain() {
+    let mut commands = frozen("command-rules-0.1.0.wasm").with_config(
+        json!({"global": {"allow": ["run_command(ls *)"], "deny": ["run_command(rm *)"]}}),
+    );
+    commands.unknown_actions = UnknownActions::Abstain;
+    let http_rules = PolicySpec::builtin("http-rules").with_config(json!({
+        "requests": [
+            {"id": "gh-read", "verdict": "allow", "methods": ["GET"], "hosts": ["api.github.com"], "paths": ["/repos/**"]},
+            {"id": "gh-write", "verdict": "ask", "methods": ["POST"], "hosts": ["api.github.com"],
+             "risk": "high", "approval_timeout_ms": 120000}
+        ],
+        "connect": [{"id": "npm", "verdict": "allow", "hosts": ["registry.npmjs.org"], "ports": [443]}],
+        "upgrade": [{"id": "chat", "verdict": "deny", "hosts": ["chat.example.com"]}]
+    }));
+    let h = harness(&config(vec![commands, http_rules]));
+    assert_eq!(
+        h.decide(&tool("ls -la")).await.decision,
+        WireDecision::Allow
+    );
+    assert!(denied(&h.decide(&tool("rm -rf x")).await).contains("command-rules"));
+    assert_eq!(
+        h.decide(&http("GET", "/repos/a/b")).await.decision,
+        WireDecision::Allow
+    );
+    let r = h.decide(&http("GET", "/repos/../admin")).await;
+    assert_eq!(r.decision, WireDecision::Deny, "{r:?}");
+    assert_eq!(h.decide(&connect(443)).await.decision, WireDecision::Allow);
+    let r = h.decide(&connect(80)).await;
+    assert_eq!(r.body.unwrap()["reason"], "policy_denied");
+    let r = h.decide(&upgrade("websocket")).await;
+    assert!(denied(&r).contains("rule `chat`"), "{r:?}");
+
+    let token = h.issue(&http("POST", "/repos/a/b/issues")).await;
+    let record = h.host.query(&Query::Show(token)).await.token.unwrap();
+    assert_eq!(record.effect_class, EffectClass::Write);
+    assert_eq!(record.risk_class, RiskClass::High);
+    assert_eq!(record.timeout_ms, 120_000);
+    assert_eq!(record.policy_refs.len(), 1);
+    assert_eq!(record.policy_refs[0].policy, "http-rules");
+    assert_eq!(record.policy_refs[0].rule.as_deref(), Some("gh-write"));
 }

@@ -10,6 +10,10 @@ const BUILTINS: &[(&str, &[u8])] = &[
         "command-rules",
         include_bytes!(concat!(env!("OUT_DIR"), "/components/command-rules.wasm")),
     ),
+    (
+        "http-rules",
+        include_bytes!(concat!(env!("OUT_DIR"), "/components/http-rules.wasm")),
+    ),
 ];
 
 /// The component of the bundled policy `name`.

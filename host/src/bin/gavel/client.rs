@@ -143,16 +143,22 @@ fn print_list(tokens: &Value) {
         return;
     }
     println!(
-        "{:<36}  {:<8}  {:>8}  {:<16}  REQUEST",
-        "TOKEN", "STATE", "EXPIRES", "POLICY"
+        "{:<36}  {:<8}  {:>8}  {:<11}  {:<8}  {:<16}  REQUEST",
+        "TOKEN", "STATE", "EXPIRES", "EFFECT", "RISK", "POLICY"
     );
     for t in tokens {
-        let secs = t["timeout_ms"].as_u64().unwrap_or(0) / 1000;
+        // Older servers answer `timeout_ms` as the time left and have no `remaining_ms`.
+        let left = t["remaining_ms"]
+            .as_u64()
+            .or_else(|| t["timeout_ms"].as_u64())
+            .unwrap_or(0);
         println!(
-            "{:<36}  {:<8}  {:>7}s  {:<16}  {}",
+            "{:<36}  {:<8}  {:>7}s  {:<11}  {:<8}  {:<16}  {}",
             t["token_id"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
-            secs,
+            left / 1000,
+            t["effect_class"].as_str().unwrap_or("-"),
+            t["risk_class"].as_str().unwrap_or("-"),
             t["policy"].as_str().unwrap_or(""),
             t["summary"].as_str().unwrap_or("")
         );
