@@ -1,7 +1,8 @@
 //! Latency of one in-process decision, as a sidecar embedding the library sees it:
 //! `builtin:default-action` through `PolicyHost::decide` and `handle_line`, and
 //! `builtin:command-rules` on a 5-part compound command against 200 rules, through the wasm
-//! policy and through the same library called natively (the baseline), measured in one run.
+//! policy and through the same library called natively (the baseline), measured in one run;
+//! likewise `builtin:http-rules` on an HTTP request against 100 rules.
 //!
 //! Also: a fresh instance per decision against pooled instances (with and without wasmtime's
 //! pooling allocator), and loading a chain of 10 distinct policies cold (compiling) and from the
@@ -47,6 +48,21 @@ fn rules_200() -> serde_json::Value {
     }
     assert_eq!(allow.len() + ask.len() + deny.len(), 200);
     json!({"global": {"allow": allow, "ask": ask, "deny": deny}})
+}
+
+/// 100 HTTP rules: 99 that do not match the benchmark request (other hosts, methods and
+/// paths, of every verdict), then the allow rule that does.
+fn http_rules_100() -> serde_json::Value {
+    let mut rules: Vec<serde_json::Value> = (0..99)
+        .map(|i| {
+            let verdict = ["allow", "ask", "deny"][i % 3];
+            json!({"id": format!("r{i}"), "verdict": verdict, "methods": ["POST", "PUT"],
+                   "hosts": [format!("*.service{i}.example.com")], "paths": [format!("/v{i}/**")]})
+        })
+        .collect();
+    rules.push(json!({"id": "gh-read", "verdict": "allow", "methods": ["GET", "HEAD"],
+                      "hosts": ["api.github.com"], "ports": [443], "paths": ["/repos/*/*/pulls/**"]}));
+    json!({"default": "deny", "requests": rules})
 }
 
 fn host(spec: PolicySpec) -> Result<PolicyHost, Error> {
@@ -137,6 +153,36 @@ fn main() -> Result<(), Error> {
         );
         ratios.push(json!({"name": label, "median_ratio": w.0 / nat.0, "p99_ratio": w.1 / nat.1}));
     }
+
+    // http-rules: an HTTP request against 100 rules (the one that allows it listed last), through
+    // the wasm policy and through http-rules-core natively.
+    let http_rules = http_rules_100();
+    let http_native = http_rules_core::Policy::from_json(&http_rules.to_string())?;
+    let http_host = host(PolicySpec::builtin("http-rules").with_config(http_rules))?;
+    let line = json!({"action": "http.request", "method": "GET", "host": "api.github.com",
+                      "path": "/repos/gavel/gavel/pulls/42/files", "query": "page=2",
+                      "headers": {"accept": "application/json"}, "sandbox_id": "b", "session_id": "s"});
+    let request = decide_request(line.to_string().as_bytes())?;
+    if rt.block_on(http_host.decide(&request)).decision != gavel_host::wire::WireDecision::Allow {
+        return Err("the http-rules benchmark request was expected to be allowed".into());
+    }
+    let wasm = rt.block_on(sample(n, || http_host.decide(&request)));
+    let native_request = http_rules_core::Request::Http(http_rules_core::HttpRequest {
+        method: "GET",
+        scheme: "https",
+        host: "api.github.com",
+        port: 443,
+        path: "/repos/gavel/gavel/pulls/42/files",
+    });
+    let native_s = rt.block_on(sample(n, || async { http_native.evaluate(&native_request) }));
+    let w = results.add("http-rules, 100 rules: wasm (PolicyHost::decide)", wasm);
+    let nat = results.add("http-rules, 100 rules: native library", native_s);
+    println!(
+        "  ratio wasm/native: median {:.2}x, p99 {:.2}x",
+        w.0 / nat.0,
+        w.1 / nat.1
+    );
+    ratios.push(json!({"name": "http-rules 100 rules", "median_ratio": w.0 / nat.0, "p99_ratio": w.1 / nat.1}));
 
     // Instance modes: a fresh instance for every decision, with and without the pooling allocator.
     for pooling in [true, false] {

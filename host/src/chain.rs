@@ -36,8 +36,8 @@ pub struct ChainDecision {
     pub risk: RiskClass,
     /// For an ask: the shortest approval timeout any asking policy set.
     pub approval_timeout_ms: Option<u64>,
-    /// The policies behind the verdict: every policy that asked (for an ask), or the one that
-    /// decided.
+    /// For an ask: every policy that asked, for the approval record (empty otherwise; `policy`
+    /// names the one that decided).
     pub policy_refs: Vec<PolicyRef>,
 }
 
@@ -208,14 +208,19 @@ fn conclude(
         .iter()
         .filter_map(|(_, d)| d.approval_timeout_ms)
         .min();
-    let policy_refs = behind
-        .iter()
-        .map(|(p, d)| PolicyRef {
-            policy: p.name().to_owned(),
-            digest: format!("sha256:{}", p.digest()),
-            rule: d.rule_id.clone(),
-        })
-        .collect();
+    // Only an approval record needs them; allow and deny stay allocation-light.
+    let policy_refs = if verdict == Verdict::Ask {
+        behind
+            .iter()
+            .map(|(p, d)| PolicyRef {
+                policy: p.name().to_owned(),
+                digest: format!("sha256:{}", p.digest()),
+                rule: d.rule_id.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut suggestions = Vec::new();
     let mut first = None;
     for (policy, mut d) in behind {

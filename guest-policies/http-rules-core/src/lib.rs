@@ -566,14 +566,11 @@ impl Subject<'_> {
         if rule.verdict == Verdict::Allow && self.ambiguity().is_some() {
             return false;
         }
+        // Cheapest tests first, each returning early: most rules of a large set fail on the
+        // method, port or host, and never pay for the path globs.
         let methods = match (&rule.methods, self.method) {
             (None, _) => true,
             (Some(ms), Some(m)) => ms.iter().any(|x| x.eq_ignore_ascii_case(m)),
-            (Some(_), None) => false,
-        };
-        let schemes = match (&rule.schemes, &self.scheme) {
-            (None, _) => true,
-            (Some(ss), Some(s)) => ss.contains(s),
             (Some(_), None) => false,
         };
         let ports = match (&rule.ports, self.port) {
@@ -581,28 +578,37 @@ impl Subject<'_> {
             (Some(ps), Some(p)) => ps.contains(&p),
             (Some(_), None) => false,
         };
+        if !methods || !ports {
+            return false;
+        }
+        let schemes = match (&rule.schemes, &self.scheme) {
+            (None, _) => true,
+            (Some(ss), Some(s)) => ss.contains(s),
+            (Some(_), None) => false,
+        };
         let protocols = match (&rule.protocols, &self.protocol) {
             (None, _) => true,
             (Some(ps), Some(p)) => ps.contains(p),
             (Some(_), None) => false,
         };
-        let paths = match (&rule.paths, &self.path) {
+        if !schemes || !protocols {
+            return false;
+        }
+        if !rule
+            .hosts
+            .as_ref()
+            .is_none_or(|hs| hs.iter().any(|h| h.matches(&self.host)))
+        {
+            return false;
+        }
+        match (&rule.paths, &self.path) {
             (None, _) => true,
             (Some(globs), Some(path)) => globs.iter().any(|g| match rule.verdict {
                 Verdict::Allow => g.matches(&path.path),
                 Verdict::Ask | Verdict::Deny => path.views().any(|v| g.matches(v)),
             }),
             (Some(_), None) => false,
-        };
-        methods
-            && schemes
-            && ports
-            && protocols
-            && paths
-            && rule
-                .hosts
-                .as_ref()
-                .is_none_or(|hs| hs.iter().any(|h| h.matches(&self.host)))
+        }
     }
 }
 
