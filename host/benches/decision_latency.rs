@@ -174,7 +174,9 @@ fn main() -> Result<(), Error> {
         port: 443,
         path: "/repos/gavel/gavel/pulls/42/files",
     });
-    let native_s = rt.block_on(sample(n, || async { http_native.evaluate(&native_request) }));
+    let native_s = rt.block_on(sample(n, || async {
+        http_native.evaluate(&native_request)
+    }));
     let w = results.add("http-rules, 100 rules: wasm (PolicyHost::decide)", wasm);
     let nat = results.add("http-rules, 100 rules: native library", native_s);
     println!(
