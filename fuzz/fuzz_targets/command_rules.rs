@@ -59,12 +59,19 @@ fuzz_target!(|data: &[u8]| {
         let _ = POLICY.evaluate(&Request::exec("/bin/bash", &args));
     }
     // Property 2: a denied command, spelled and wrapped as the bytes say.
-    let Some((&spelling, layers)) = data.split_first() else { return };
+    let Some((&spelling, layers)) = data.split_first() else {
+        return;
+    };
     let program = ["rm", "/bin/rm", "\\rm", "r''m", "\"rm\"", "r\\\nm"][usize::from(spelling) % 6];
     let mut cmd = format!("{program} -rf x");
     for &b in layers.iter().take(6) {
         cmd = wrap(cmd, b);
     }
     let e = POLICY.evaluate(&Request::tool("run_command", &cmd));
-    assert_ne!(e.verdict, Verdict::Allow, "{cmd:?} was allowed: {}", e.reason);
+    assert_ne!(
+        e.verdict,
+        Verdict::Allow,
+        "{cmd:?} was allowed: {}",
+        e.reason
+    );
 });

@@ -46,6 +46,7 @@ where
     redemption_flow(&make().await).await;
     expiry_and_pruning(&make().await).await;
     records_round_trip(&make().await).await;
+    network_tokens(&make().await).await;
     racing_redemptions(make().await).await;
     contract_flow_through_the_host(make().await).await;
 }
@@ -329,4 +330,80 @@ async fn contract_flow_through_the_host(store: Arc<dyn TokenStore>) {
     h.clock.advance(300_000);
     assert!(h.host.prune().await.unwrap() >= 1);
     assert!(denied(&h.decide(&late).await).contains("not found"));
+}
+
+/// Tokens for every network action kind, with their approval classification and provenance,
+/// come back exactly as stored, and redeem by the same rules.
+async fn network_tokens(store: &Arc<dyn TokenStore>) {
+    use gavel_host::{
+        Connect, EffectClass, Header, HttpRequest, PolicyRef, RiskClass, Upgrade,
+        tokens::ApprovalInfo,
+    };
+    let actions = [
+        Action::HttpRequest(HttpRequest {
+            method: "POST".into(),
+            scheme: "https".into(),
+            host: "api.github.com".into(),
+            port: 443,
+            path: "/repos/a/b/issues".into(),
+            query: Some("x=1".into()),
+            headers: vec![Header {
+                name: "content-type".into(),
+                value: "application/json".into(),
+            }],
+            body_size: Some(12),
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: Some("a".into()),
+        }),
+        Action::Connect(Connect {
+            host: "db.internal".into(),
+            port: 5432,
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+        }),
+        Action::Upgrade(Upgrade {
+            host: "chat.example.com".into(),
+            path: "/ws".into(),
+            protocol: "websocket".into(),
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+        }),
+    ];
+    for (i, action) in actions.into_iter().enumerate() {
+        let mut t = token(&format!("net-{i}"), 10);
+        t.fingerprint = action.fingerprint();
+        t.action = action.clone();
+        t.approval = ApprovalInfo {
+            effect: Some(EffectClass::Write),
+            risk: Some(RiskClass::High),
+            policy_refs: vec![PolicyRef {
+                policy: "http".into(),
+                digest: "sha256:00".into(),
+                rule: Some("gh-write".into()),
+            }],
+            chain_digest: Some("sha256:11".into()),
+        };
+        store.insert(t.clone()).await.unwrap();
+        assert_eq!(store.get(&t.id, 20).await.unwrap(), Some(t.clone()));
+        assert_eq!(
+            store.apply(&t.id, Operation::Approve, 20).await.unwrap(),
+            Outcome::Ok
+        );
+        let fingerprint = action.fingerprint();
+        let presented = Presented {
+            fingerprint: &fingerprint,
+            action: &action,
+        };
+        assert_eq!(
+            store.redeem(&t.id, &presented, 30).await.unwrap(),
+            Redemption::Allowed
+        );
+        assert_eq!(
+            store.redeem(&t.id, &presented, 31).await.unwrap(),
+            Redemption::AlreadyConsumed
+        );
+    }
 }
