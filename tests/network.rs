@@ -101,6 +101,13 @@ async fn every_action_kind_on_the_wire() {
             assert_eq!(body["status"], 403);
         }
         assert_eq!(body["reason"], "policy_denied", "{kind}");
+        let metrics = deny.host.metrics().encode();
+        assert!(
+            metrics.contains(&format!(
+                "gavel_decisions_total{{action=\"{kind}\",verdict=\"deny\""
+            )),
+            "{metrics}"
+        );
 
         let ask = harness(&config(vec![default_action("pending_hitl")]));
         let token = ask.issue(&line).await;

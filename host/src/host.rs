@@ -250,6 +250,7 @@ impl PolicyHost {
         // A retry is decided by its token, not by a policy.
         static NONE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("none"));
         metrics.decision(
+            request.action.kind(),
             verdict,
             trail.policy.clone().unwrap_or_else(|| Arc::clone(&NONE)),
             started.elapsed().as_secs_f64(),

@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
+    /// The wire action: `local.exec`, `tool.call`, `http.request`, `connect`, `upgrade`.
+    action: &'static str,
     verdict: &'static str,
     policy: PolicyName,
 }
@@ -109,12 +111,14 @@ impl Default for Metrics {
 impl Metrics {
     pub(crate) fn decision(
         &self,
+        action: &'static str,
         verdict: &'static str,
         policy: std::sync::Arc<str>,
         seconds: f64,
     ) {
         self.decisions
             .get_or_create(&DecisionLabels {
+                action,
                 verdict,
                 policy: PolicyName(policy),
             })
