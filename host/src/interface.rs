@@ -250,116 +250,107 @@ impl Exports {
     ) -> Option<wasmtime::Result<ManageVerdict>> {
         match self {
             Exports::V0_1 { manage, .. } => {
-                use v0_1::gavel::policy::types as w;
-                let hook = manage.as_ref()?;
-                let request = w::ManagementRequest {
-                    action: match op {
-                        Operation::Approve => w::ManagementAction::Approve,
-                        Operation::Revoke => w::ManagementAction::Revoke,
-                    },
-                    token: w::TokenInfo {
-                        id: token.id.clone(),
-                        state: match token.state {
-                            TokenState::Pending => w::TokenState::Pending,
-                            TokenState::Approved => w::TokenState::Approved,
-                            TokenState::Consumed => w::TokenState::Consumed,
-                            TokenState::Revoked => w::TokenState::Revoked,
-                            TokenState::Expired => w::TokenState::Expired,
-                        },
-                        request: to_v0_1(&token.action)?,
-                        fingerprint: token.fingerprint.clone(),
-                        created_at_ms: token.created_at_ms,
-                        expires_at_ms: token.expires_at_ms,
-                    },
-                    operator_uid,
-                };
-                Some(hook.call_manage(store, &request).map(|v| match v {
-                    w::ManagementVerdict::Permit => ManageVerdict::Permit,
-                    w::ManagementVerdict::Veto(why) => ManageVerdict::Veto(why),
-                }))
+                let request = to_v0_1(&token.action)?;
+                call_manage!(
+                    v0_1,
+                    manage.as_ref()?,
+                    store,
+                    op,
+                    token,
+                    request,
+                    operator_uid
+                )
             }
             Exports::V0_2 { manage, .. } => {
-                use v0_2::gavel::policy::types as w;
-                let hook = manage.as_ref()?;
-                let request = w::ManagementRequest {
-                    action: match op {
-                        Operation::Approve => w::ManagementAction::Approve,
-                        Operation::Revoke => w::ManagementAction::Revoke,
-                    },
-                    token: w::TokenInfo {
-                        id: token.id.clone(),
-                        state: match token.state {
-                            TokenState::Pending => w::TokenState::Pending,
-                            TokenState::Approved => w::TokenState::Approved,
-                            TokenState::Consumed => w::TokenState::Consumed,
-                            TokenState::Revoked => w::TokenState::Revoked,
-                            TokenState::Expired => w::TokenState::Expired,
-                        },
-                        request: to_v0_2(&token.action),
-                        fingerprint: token.fingerprint.clone(),
-                        created_at_ms: token.created_at_ms,
-                        expires_at_ms: token.expires_at_ms,
-                    },
-                    operator_uid,
-                };
-                Some(hook.call_manage(store, &request).map(|v| match v {
-                    w::ManagementVerdict::Permit => ManageVerdict::Permit,
-                    w::ManagementVerdict::Veto(why) => ManageVerdict::Veto(why),
-                }))
+                let request = to_v0_2(&token.action);
+                call_manage!(
+                    v0_2,
+                    manage.as_ref()?,
+                    store,
+                    op,
+                    token,
+                    request,
+                    operator_uid
+                )
             }
         }
     }
 }
 
+/// The management request and verdict are the same shape in every version: build one for
+/// `$version`'s bindings, call the hook, and read its verdict.
+macro_rules! call_manage {
+    ($version:ident, $hook:expr, $store:expr, $op:expr, $token:expr, $request:expr, $uid:expr) => {{
+        use $version::gavel::policy::types as w;
+        let request = w::ManagementRequest {
+            action: match $op {
+                Operation::Approve => w::ManagementAction::Approve,
+                Operation::Revoke => w::ManagementAction::Revoke,
+            },
+            token: w::TokenInfo {
+                id: $token.id.clone(),
+                state: match $token.state {
+                    TokenState::Pending => w::TokenState::Pending,
+                    TokenState::Approved => w::TokenState::Approved,
+                    TokenState::Consumed => w::TokenState::Consumed,
+                    TokenState::Revoked => w::TokenState::Revoked,
+                    TokenState::Expired => w::TokenState::Expired,
+                },
+                request: $request,
+                fingerprint: $token.fingerprint.clone(),
+                created_at_ms: $token.created_at_ms,
+                expires_at_ms: $token.expires_at_ms,
+            },
+            operator_uid: $uid,
+        };
+        Some($hook.call_manage($store, &request).map(|v| match v {
+            w::ManagementVerdict::Permit => ManageVerdict::Permit,
+            w::ManagementVerdict::Veto(why) => ManageVerdict::Veto(why),
+        }))
+    }};
+}
+use call_manage;
+
+/// `local-exec` and `tool-call` are the same in every version: a `match` on an action that
+/// converts those two into `$w`'s types, followed by the version's own `$arms`.
+macro_rules! convert_action {
+    ($w:ident, $action:expr, { $($arms:tt)* }) => {
+        match $action {
+            Action::LocalExec(e) => $w::Action::LocalExec($w::LocalExec {
+                executable: e.executable.clone(),
+                args: e.args.clone(),
+                session_id: e.session_id.clone(),
+                sandbox_id: e.sandbox_id.clone(),
+                agent_id: e.agent_id.clone(),
+                profile: e.profile.clone(),
+                hitl_mode: e.hitl_mode.clone(),
+            }),
+            Action::ToolCall(t) => $w::Action::ToolCall($w::ToolCall {
+                tool: t.tool.clone(),
+                arg: t.arg.clone(),
+                session_id: t.session_id.clone(),
+                sandbox_id: t.sandbox_id.clone(),
+                agent_id: t.agent_id.clone(),
+                project_id: t.project_id.clone(),
+                project_root: t.project_root.clone(),
+                cwd: t.cwd.clone(),
+            }),
+            $($arms)*
+        }
+    };
+}
+
 /// The 0.1.0 form of an action; `None` for the actions 0.1.0 has no case for.
 fn to_v0_1(action: &Action) -> Option<v0_1::gavel::policy::types::Action> {
     use v0_1::gavel::policy::types as w;
-    Some(match action {
-        Action::LocalExec(e) => w::Action::LocalExec(w::LocalExec {
-            executable: e.executable.clone(),
-            args: e.args.clone(),
-            session_id: e.session_id.clone(),
-            sandbox_id: e.sandbox_id.clone(),
-            agent_id: e.agent_id.clone(),
-            profile: e.profile.clone(),
-            hitl_mode: e.hitl_mode.clone(),
-        }),
-        Action::ToolCall(t) => w::Action::ToolCall(w::ToolCall {
-            tool: t.tool.clone(),
-            arg: t.arg.clone(),
-            session_id: t.session_id.clone(),
-            sandbox_id: t.sandbox_id.clone(),
-            agent_id: t.agent_id.clone(),
-            project_id: t.project_id.clone(),
-            project_root: t.project_root.clone(),
-            cwd: t.cwd.clone(),
-        }),
+    Some(convert_action!(w, action, {
         Action::HttpRequest(_) | Action::Connect(_) | Action::Upgrade(_) => return None,
-    })
+    }))
 }
 
 fn to_v0_2(action: &Action) -> v0_2::gavel::policy::types::Action {
     use v0_2::gavel::policy::types as w;
-    match action {
-        Action::LocalExec(e) => w::Action::LocalExec(w::LocalExec {
-            executable: e.executable.clone(),
-            args: e.args.clone(),
-            session_id: e.session_id.clone(),
-            sandbox_id: e.sandbox_id.clone(),
-            agent_id: e.agent_id.clone(),
-            profile: e.profile.clone(),
-            hitl_mode: e.hitl_mode.clone(),
-        }),
-        Action::ToolCall(t) => w::Action::ToolCall(w::ToolCall {
-            tool: t.tool.clone(),
-            arg: t.arg.clone(),
-            session_id: t.session_id.clone(),
-            sandbox_id: t.sandbox_id.clone(),
-            agent_id: t.agent_id.clone(),
-            project_id: t.project_id.clone(),
-            project_root: t.project_root.clone(),
-            cwd: t.cwd.clone(),
-        }),
+    convert_action!(w, action, {
         Action::HttpRequest(h) => w::Action::HttpRequest(w::HttpRequest {
             method: h.method.clone(),
             scheme: h.scheme.clone(),
@@ -395,7 +386,7 @@ fn to_v0_2(action: &Action) -> v0_2::gavel::policy::types::Action {
             sandbox_id: u.sandbox_id.clone(),
             agent_id: u.agent_id.clone(),
         }),
-    }
+    })
 }
 
 /// Suggestions are the same shape in every version; convert any version's.
