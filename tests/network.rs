@@ -547,53 +547,100 @@ async fn secrets_are_masked_in_records_the_store_and_the_audit_log() {
     );
 }
 
-/// The real binary over its socket: network actions, denial bodies, and records.
+/// The real binary over its socket: every action kind allowed, denied with its body, and asked
+/// (approved on the management socket, allowed once); records without secrets.
 #[test]
-fn the_socket_answers_network_actions() {
+fn the_socket_answers_every_action_kind() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("gavel.toml"),
-        "socket = \"gavel.sock\"\nmanagement_socket = \"manage.sock\"\n[store]\nkind = \"memory\"\n\
-         [[policy]]\nname = \"asker\"\nbuiltin = \"default-action\"\nconfig = { action = \"pending_hitl\" }\n",
+        r#"socket = "gavel.sock"
+management_socket = "manage.sock"
+[store]
+kind = "memory"
+[[policy]]
+name = "net"
+builtin = "http-rules"
+config = { requests = [{ id = "gh", verdict = "allow", methods = ["GET"], hosts = ["api.github.com"] },
+                       { id = "gh-write", verdict = "ask", methods = ["POST"], hosts = ["api.github.com"] }],
+           connect = [{ id = "npm", verdict = "allow", hosts = ["registry.npmjs.org"], ports = [443] }],
+           upgrade = [{ id = "chat", verdict = "ask", hosts = ["chat.example.com"], protocols = ["websocket"] }] }
+"#,
     )
     .unwrap();
     let mut child = spawn_serve(&dir.path().join("gavel.toml"));
     let socket = dir.path().join("gavel.sock");
     let manage = dir.path().join("manage.sock");
 
+    // Allowed.
+    for line in [http("GET", "/repos/a/b"), connect(443)] {
+        let r = ask_socket(&socket, &line);
+        assert_eq!(r["decision"], "allow", "{r}");
+        assert!(r.get("body").is_none(), "{r}");
+    }
+    // Denied, each with the body its client returns.
+    for (line, status, shape) in [
+        (http("DELETE", "/repos/a/b"), Some(403), "denied"),
+        (connect(80), Some(403), "denied"),
+        (upgrade("h2c"), Some(403), "denied"),
+        (tool("ls"), None, "tool_result"),
+    ] {
+        let r = ask_socket(&socket, &line);
+        assert_eq!(r["decision"], "deny", "{r}");
+        assert_eq!(r["status"].as_u64().map(|s| s as u16), status, "{r}");
+        match shape {
+            "tool_result" => {
+                assert_eq!(r["body"]["type"], "tool_result", "{r}");
+                assert!(r["reason"].as_str().unwrap().contains("no policy governs"));
+            }
+            _ => assert_eq!(r["body"]["denied"], true, "{r}"),
+        }
+    }
+    // Asked: approved on the management socket, then allowed exactly once.
+    for line in [upgrade("websocket"), http("POST", "/repos/a/b/issues")] {
+        let r = ask_socket(&socket, &line);
+        assert_eq!(r["decision"], "pending_hitl", "{r}");
+        let token = r["approval_token"].as_str().unwrap().to_owned();
+        let shown = ask_socket(
+            &manage,
+            &json!({"action": "local.exec.show", "token_id": token}),
+        );
+        assert_eq!(shown["token"]["action"], line["action"], "{shown}");
+        assert_eq!(shown["token"]["policy_refs"][0]["policy"], "net", "{shown}");
+        let ok = ask_socket(
+            &manage,
+            &json!({"action": "local.exec.approve", "token_id": token}),
+        );
+        assert_eq!(ok["outcome"], "ok");
+        let retry = with(line.clone(), "approval_token", json!(token));
+        assert_eq!(ask_socket(&socket, &retry)["decision"], "allow");
+        let replay = ask_socket(&socket, &retry);
+        assert_eq!(replay["decision"], "deny");
+        assert_eq!(replay["status"], 403);
+        assert_eq!(replay["body"]["reason"], "approval_invalid");
+    }
     let r = ask_socket(&socket, &upgrade("websocket"));
-    assert_eq!(r["decision"], "pending_hitl", "{r}");
-    let token = r["approval_token"].as_str().unwrap().to_owned();
+    let token = r["approval_token"].as_str().unwrap();
     let shown = ask_socket(
         &manage,
         &json!({"action": "local.exec.show", "token_id": token}),
     );
-    assert_eq!(shown["token"]["action"], "upgrade", "{shown}");
     assert_eq!(shown["token"]["effect_class"], "network");
     assert_eq!(
         shown["token"]["summary"],
         "UPGRADE websocket chat.example.com/ws/room"
     );
-    let ok = ask_socket(
-        &manage,
-        &json!({"action": "local.exec.approve", "token_id": token}),
-    );
-    assert_eq!(ok["outcome"], "ok");
-    let retry = with(upgrade("websocket"), "approval_token", json!(token));
-    assert_eq!(ask_socket(&socket, &retry)["decision"], "allow");
-    let replay = ask_socket(&socket, &retry);
-    assert_eq!(replay["decision"], "deny");
-    assert_eq!(replay["status"], 403);
-    assert_eq!(replay["body"]["reason"], "approval_invalid");
 
+    // Malformed, in the API shape.
     let r = ask_socket(&socket, &with(connect(443), "port", json!(70000)));
     assert_eq!(r["decision"], "deny");
     assert_eq!(r["body"]["reason"], "malformed_request");
 
-    let r = ask_socket(&socket, &http("GET", "/"));
+    let r = ask_socket(&socket, &http("POST", "/repos/x"));
     assert_eq!(r["decision"], "pending_hitl");
     let listed = ask_socket(&manage, &json!({"action": "local.exec.list"}));
     let text = listed.to_string();
+    assert!(text.contains("Bearer ***"), "{text}");
     assert!(
         !text.contains("ghs_secretvalue123") && !text.contains("sk-live-"),
         "{text}"
