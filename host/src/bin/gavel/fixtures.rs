@@ -9,7 +9,9 @@
 //!  "limits": {"memory_mib": 64, "deadline_ms": 100},
 //!  "cases": [
 //!    {"name": "...", "request": {...}, "expect": {"decision": "deny", "reason": "substring",
-//!                                              "rule": "rule id", "suggestions": ["rule", ...]}},
+//!                                              "rule": "rule id", "suggestions": ["rule", ...],
+//!                                              "effect": "write", "risk": "high", "status": 403,
+//!                                              "body": {"reason": "policy_denied"}}},
 //!    {"name": "...", "steps": [{"request": {...}, "expect": {...}}, ...]},
 //!    {"name": "...", "command": "rm -rf x", "expect": "deny"}
 //!  ]}
@@ -280,17 +282,36 @@ async fn check(
                     ));
                 }
             }
-            "rule" => {
-                // The wire answer does not carry the rule id: ask the chain directly.
+            "rule" | "effect" | "risk" => {
+                // The wire answer does not carry these: ask the chain directly.
                 let Ok(Request::Decide(d)) = parse_request(request.to_string().as_bytes()) else {
-                    return Err("`rule` applies to governance requests only".into());
+                    return Err(format!("`{key}` applies to governance requests only"));
                 };
-                let got = host.evaluate(&d.action).rule_id.unwrap_or_default();
+                let decision = host.evaluate(&d.action);
+                let got = match key.as_str() {
+                    "rule" => decision.rule_id.unwrap_or_default(),
+                    "effect" => decision.effect.as_str().to_owned(),
+                    _ => decision.risk.as_str().to_owned(),
+                };
                 if Some(got.as_str()) != want.as_str() {
                     return Err(format!(
-                        "expected rule `{}`, got `{got}`",
+                        "expected {key} `{}`, got `{got}`",
                         want.as_str().unwrap_or("")
                     ));
+                }
+            }
+            "status" => {
+                if answer.get("status") != Some(want).filter(|w| !w.is_null()) {
+                    return Err(format!(
+                        "expected status {want}, got {}",
+                        answer.get("status").unwrap_or(&Value::Null)
+                    ));
+                }
+            }
+            "body" => {
+                let got = answer.get("body").unwrap_or(&Value::Null);
+                if !contains(got, want) {
+                    return Err(format!("expected a body containing {want}, got {got}"));
                 }
             }
             "suggestions" => {
@@ -314,10 +335,22 @@ async fn check(
             }
             other => {
                 return Err(format!(
-                    "unknown expectation `{other}`; use decision, outcome, reason, rule or suggestions"
+                    "unknown expectation `{other}`; use decision, outcome, reason, rule, effect, \
+                     risk, status, body or suggestions"
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// Whether `got` has every field of `want`, recursively (objects are compared key by key,
+/// anything else exactly).
+fn contains(got: &Value, want: &Value) -> bool {
+    match (got, want) {
+        (Value::Object(got), Value::Object(want)) => want
+            .iter()
+            .all(|(k, w)| got.get(k).is_some_and(|g| contains(g, w))),
+        _ => got == want,
+    }
 }
