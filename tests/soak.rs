@@ -1,6 +1,7 @@
-//! Soak: 100,000 socket requests from 64 clients over loopback Unix sockets, 5% of them
+//! Soak: 100,000 socket requests from 64 clients over loopback Unix sockets (tool calls, HTTP
+//! requests, CONNECTs and upgrades through a command-rules + http-rules chain), 5% of them
 //! malformed, oversized, truncated mid-line or silent, with operators approving and revoking
-//! while the tokens are being retried. Zero lost or duplicated answers, zero double
+//! while the tokens (of commands and of HTTP writes) are being retried. Zero lost or duplicated answers, zero double
 //! consumption, and the server's memory flat after warm-up. Bounded: it stops by itself.
 #![allow(
     clippy::unwrap_used,
@@ -46,8 +47,8 @@ struct Tally {
     answered: AtomicUsize,
     hostile: AtomicUsize,
     allows_per_token: Mutex<HashMap<String, usize>>,
-    /// Recently issued tokens with the command each was issued for.
-    tokens: Mutex<Vec<(String, String)>>,
+    /// Recently issued tokens with the request each was issued for.
+    tokens: Mutex<Vec<(String, Value)>>,
 }
 
 /// One misbehaving connection of the four kinds; none may get (or need) an answer.
@@ -113,12 +114,26 @@ fn client(socket: &Path, id: usize, share: usize, tally: &Tally) {
             call(&format!("make t{}", rng.next() % 1000))
         } else if roll < 15 {
             match recent(&mut rng) {
-                Some((t, cmd)) => {
-                    let mut r = call(&cmd);
+                Some((t, fresh)) => {
+                    let mut r = fresh;
                     r["approval_token"] = json!(t);
                     r
                 }
                 None => call("ls -la"),
+            }
+        } else if roll < 18 {
+            // An HTTP write asks a human; its token joins the retried working set.
+            json!({"action": "http.request", "method": "POST", "host": "api.example.com",
+                   "path": format!("/items/{}", rng.next() % 1000), "headers": {"authorization": "Bearer s3cr3t"},
+                   "sandbox_id": "b", "session_id": "s"})
+        } else if roll < 30 {
+            match rng.next() % 3 {
+                0 => json!({"action": "http.request", "method": "GET", "host": "api.example.com",
+                            "path": "/items", "query": "page=2", "sandbox_id": "b", "session_id": "s"}),
+                1 => json!({"action": "connect", "host": "registry.npmjs.org", "port": 443,
+                            "sandbox_id": "b", "session_id": "s"}),
+                _ => json!({"action": "upgrade", "host": "chat.example.com", "path": "/ws",
+                            "protocol": "websocket", "sandbox_id": "b", "session_id": "s"}),
             }
         } else {
             call("ls -la")
@@ -133,9 +148,8 @@ fn client(socket: &Path, id: usize, share: usize, tally: &Tally) {
         if let Some(t) = v["approval_token"].as_str()
             && request["approval_token"].is_null()
         {
-            let cmd = request["arg"].as_str().unwrap_or_default().to_owned();
             let mut tokens = tally.tokens.lock().unwrap();
-            tokens.push((t.to_owned(), cmd));
+            tokens.push((t.to_owned(), request.clone()));
             // A working set: older tokens are simply no longer retried.
             if tokens.len() > 256 {
                 tokens.remove(0);
@@ -163,9 +177,18 @@ fn one_hundred_thousand_requests_with_hostile_clients_and_racing_operators() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut c =
-        config(vec![PolicySpec::builtin("command-rules").with_config(
-            json!({"global": {"allow": ["run_command(ls *)"]}}),
-        )]);
+        config(vec![
+            PolicySpec::builtin("command-rules")
+                .with_config(json!({"global": {"allow": ["run_command(ls *)"]}})),
+            PolicySpec::builtin("http-rules").with_config(json!({
+                "requests": [
+                    {"id": "read", "verdict": "allow", "methods": ["GET"], "hosts": ["api.example.com"]},
+                    {"id": "write", "verdict": "ask", "methods": ["POST"], "hosts": ["api.example.com"]}
+                ],
+                "connect": [{"id": "npm", "verdict": "allow", "hosts": ["registry.npmjs.org"]}],
+                "upgrade": [{"id": "chat", "verdict": "deny", "hosts": ["chat.example.com"]}]
+            })),
+        ]);
     c.socket = Some(dir.path().join("soak.sock"));
     c.idle_timeout_ms = 500;
     // Short-lived tokens, pruned often: the token population stays bounded, so memory can too.
