@@ -694,3 +694,120 @@ async fn an_old_command_policy_and_http_rules_share_a_chain() {
     assert_eq!(record.policy_refs[0].policy, "http-rules");
     assert_eq!(record.policy_refs[0].rule.as_deref(), Some("gh-write"));
 }
+
+/// A token never changes kind: a `local.exec` of a program named `connect` has the same
+/// fingerprint as a CONNECT, and must not redeem its approval.
+#[tokio::test]
+async fn an_approval_does_not_change_kind() {
+    let h = harness(&config(vec![default_action("pending_hitl")]));
+    let tunnel = with(connect(22), "host", json!("github.com"));
+    let token = h.issue(&tunnel).await;
+    h.manage("local.exec.approve", &token).await;
+    let exec = json!({"action": "local.exec", "executable": "connect", "args": ["github.com", "22"],
+                      "sandbox_id": "sbx_1", "session_id": "sess_1", "profile": "p", "hitl_mode": "async_token",
+                      "approval_token": token});
+    let r = h.decide(&exec).await;
+    assert!(denied(&r).contains("fingerprint mismatch"), "{r:?}");
+    // The approval is still there for the request it was given to.
+    let retry = with(tunnel, "approval_token", json!(token));
+    assert_eq!(h.decide(&retry).await.decision, WireDecision::Allow);
+}
+
+/// What a policy matches is what will be contacted: one spelling per address, no dot segments
+/// across a query, and the interceptor API normalizes exactly as the socket does.
+#[tokio::test]
+async fn addresses_and_paths_have_one_spelling() {
+    let rules = PolicySpec::builtin("http-rules").with_config(json!({
+        "default": "allow",
+        "requests": [
+            {"id": "metadata", "verdict": "deny", "hosts": ["169.254.169.254"]},
+            {"id": "admin", "verdict": "deny", "paths": ["/admin/**"]},
+            {"id": "public", "verdict": "allow", "paths": ["/public/**"]}
+        ]
+    }));
+    let h = harness(&config(vec![rules]));
+    let get = |host: &str, path: &str| {
+        json!({"action": "http.request", "method": "GET", "host": host, "path": path,
+               "sandbox_id": "sbx_1", "session_id": "sess_1"})
+    };
+    // Other spellings of the metadata address are refused, or mapped to it and denied.
+    for host in [
+        "2852039166",
+        "0xa9fea9fe",
+        "169.254.43518",
+        "0251.0376.0251.0376",
+    ] {
+        let r = h.decide(&get(host, "/")).await;
+        assert!(denied(&r).contains("dotted-quad"), "{host}: {r:?}");
+    }
+    let r = h.decide(&get("[::ffff:169.254.169.254]", "/")).await;
+    assert!(denied(&r).contains("rule `metadata`"), "{r:?}");
+    // A `?` or `#` in the path is refused; an upgrade's query never hides a dot segment.
+    let r = h.decide(&get("example.com", "/admin?/../public/x")).await;
+    assert!(denied(&r).contains("send the query in `query`"), "{r:?}");
+    let ws = json!({"action": "upgrade", "host": "example.com", "path": "/admin?/../public/x",
+                    "protocol": "websocket", "sandbox_id": "sbx_1", "session_id": "sess_1"});
+    assert_eq!(h.decide(&ws).await.decision, WireDecision::Allow);
+    let rules = PolicySpec::builtin("http-rules").with_config(json!({
+        "upgrade": [{"id": "admin", "verdict": "deny", "paths": ["/admin"]},
+                    {"id": "public", "verdict": "allow", "paths": ["/public/**"]}]
+    }));
+    let h2 = harness(&config(vec![rules]));
+    assert!(denied(&h2.decide(&ws).await).contains("rule `admin`"));
+
+    // The library: the same normalization, the same refusals.
+    let mut request = http_request();
+    request.host = "0xa9fea9fe".into();
+    let d = h.host.decide_http(request, None).await;
+    assert!(
+        matches!(
+            &d,
+            Interception::Deny {
+                code: DenyCode::MalformedRequest,
+                context: DenialContext::Api,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    let mut request = http_request();
+    request.host = "[::FFFF:A9FE:A9FE]".into();
+    request.method = "delete".into();
+    let d = h.host.decide_http(request, None).await;
+    assert!(
+        matches!(&d, Interception::Deny { detail, .. } if detail.contains("rule `metadata`")),
+        "{d:?}"
+    );
+}
+
+/// A policy's reason may quote the request; what is stored and logged is masked too.
+#[tokio::test]
+async fn reasons_are_masked_where_they_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let rules = PolicySpec::builtin("http-rules").with_config(json!({
+        "upgrade": [{"id": "chat", "verdict": "ask", "hosts": ["chat.example.com"]}]
+    }));
+    let c = config(vec![rules]);
+    let (audit, writer) = gavel_host::audit::AuditLog::open(&log, Default::default()).unwrap();
+    let host = gavel_host::PolicyHost::builder(&c)
+        .audit(audit)
+        .build()
+        .unwrap();
+    let line = json!({"action": "upgrade", "host": "chat.example.com",
+                      "path": "/ws?token=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                      "protocol": "websocket", "sandbox_id": "sbx_1", "session_id": "sess_1"});
+    let r = host
+        .handle_line(line.to_string().as_bytes(), Default::default())
+        .await
+        .to_line();
+    assert!(r.contains("pending_hitl"), "{r}");
+    let listed = serde_json::to_string(&host.query(&Query::List).await).unwrap();
+    drop(host);
+    writer.finish();
+    let audited = std::fs::read_to_string(&log).unwrap();
+    for text in [&listed, &audited] {
+        assert!(!text.contains("ghp_abcdef"), "{text}");
+        assert!(text.contains("token=***"), "{text}");
+    }
+}

@@ -76,7 +76,8 @@ pub struct HttpRequest {
     /// The query string without the `?`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-    /// The headers the interceptor selected, in the order sent.
+    /// The headers the interceptor selected (from the wire: sorted by name, as a JSON object
+    /// has no order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<Header>,
     /// The body's length in bytes, when known.

@@ -333,7 +333,8 @@ impl PolicyHost {
                     expires_at_ms: now.saturating_add(lifetime),
                     policy: decision.policy.to_string(),
                     rule_id: decision.rule_id,
-                    reason: Some(decision.reason.clone()),
+                    // A policy's reason may quote the request (http-rules names the URL).
+                    reason: Some(crate::redact::text(&decision.reason)),
                     approval: ApprovalInfo {
                         effect: Some(decision.effect),
                         risk: Some(decision.risk),
@@ -432,7 +433,7 @@ impl PolicyHost {
                 id: uuid::Uuid::new_v4().to_string(),
                 action: action.into(),
                 verdict: outcome_name(response.outcome).into(),
-                reason: response.reason.clone(),
+                reason: response.reason.as_deref().map(crate::redact::text),
                 policies: self.chain().digests().to_vec(),
                 token_id: Some(request.token_id.clone()),
                 transition: transition.map(Into::into),
@@ -602,7 +603,7 @@ impl PolicyHost {
                 h.scheme,
                 h.host,
                 h.port,
-                h.path,
+                crate::redact::text(&h.path),
                 h.headers.len()
             ),
             Action::Connect(_) | Action::Upgrade(_) => crate::redact::summary(action),
@@ -633,7 +634,7 @@ impl PolicyHost {
                 WireDecision::PendingHitl => "pending_hitl",
             }
             .into(),
-            reason: response.reason.clone(),
+            reason: response.reason.as_deref().map(crate::redact::text),
             policy: trail.policy.as_deref().map(str::to_owned),
             rule: trail.rule.clone(),
             policies: chain.digests().to_vec(),

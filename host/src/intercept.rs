@@ -254,7 +254,22 @@ impl PolicyHost {
 
     /// Decide any action as an interceptor: the socket's decision flow (chain, tokens, audit,
     /// metrics), answered as an [`Interception`].
+    /// The action is first given its one spelling, as the socket gives it (host lowercased, IP
+    /// addresses canonical, method uppercased, ...); one that cannot be is denied as malformed.
     pub async fn intercept(&self, action: Action, approval_token: Option<String>) -> Interception {
+        let action = match crate::normalize::action(action) {
+            Ok(action) => action,
+            Err(why) => {
+                let code = DenyCode::MalformedRequest;
+                let detail = format!("malformed request: {why}");
+                return Interception::Deny {
+                    code,
+                    context: DenialContext::Api,
+                    body: to_bytes(&deny_body(code, &detail)),
+                    detail,
+                };
+            }
+        };
         let request = DecideRequest {
             action,
             request_fingerprint: None,

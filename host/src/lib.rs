@@ -43,6 +43,7 @@ mod inspect;
 pub mod intercept;
 mod interface;
 mod metrics;
+mod normalize;
 pub mod permissions;
 mod policy;
 mod redact;

@@ -469,62 +469,31 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         "http.request" => {
             let l: HttpRequestLine = serde_json::from_slice(line).map_err(malformed)?;
             let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
-            let scheme = match l.scheme.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("https") => "https",
-                Some("http") => "http",
-                Some(other) => {
-                    return Err(bad(format!(
-                        "`scheme` is `{other}`; it must be `http` or `https`"
-                    )));
-                }
-            };
+            let scheme = l.scheme.unwrap_or_else(|| "https".into());
             let port = match l.port {
-                Some(0) => return Err(bad("`port` must be between 1 and 65535".into())),
                 Some(port) => port,
-                None if scheme == "http" => 80,
+                None if scheme.eq_ignore_ascii_case("http") => 80,
                 None => 443,
             };
-            if l.headers.len() > MAX_HEADERS {
-                return Err(bad(format!(
-                    "{} headers; select at most {MAX_HEADERS}",
-                    l.headers.len()
-                )));
-            }
-            let mut headers = Vec::with_capacity(l.headers.len());
-            for (name, value) in l.headers {
-                if !is_token(&name) {
-                    return Err(bad(format!("header name `{name}` is not an HTTP token")));
-                }
-                if value.chars().any(|c| c.is_control() && c != '\t') {
-                    return Err(bad(format!("header `{name}` has a control character")));
-                }
-                headers.push(Header {
-                    name: name.to_ascii_lowercase(),
-                    value,
-                });
-            }
-            let query = match l.query {
-                Some(q) => {
-                    let q = q.strip_prefix('?').unwrap_or(&q).to_owned();
-                    check_uri_part("query", &q).map_err(bad)?;
-                    Some(q)
-                }
-                None => None,
-            };
+            let request = Action::HttpRequest(HttpRequest {
+                method: l.method,
+                scheme,
+                host: l.host,
+                port,
+                path: l.path,
+                query: l.query,
+                headers: l
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| Header { name, value })
+                    .collect(),
+                body_size: l.body_size,
+                session_id: l.session_id,
+                sandbox_id: l.sandbox_id,
+                agent_id: l.agent_id,
+            });
             Ok(Request::Decide(DecideRequest {
-                action: Action::HttpRequest(HttpRequest {
-                    method: method(&l.method).map_err(bad)?,
-                    scheme: scheme.into(),
-                    host: host(&l.host).map_err(bad)?,
-                    port,
-                    path: path(&l.path).map_err(bad)?,
-                    query,
-                    headers,
-                    body_size: l.body_size,
-                    session_id: l.session_id,
-                    sandbox_id: l.sandbox_id,
-                    agent_id: l.agent_id,
-                }),
+                action: crate::normalize::action(request).map_err(bad)?,
                 request_fingerprint: l.request_fingerprint,
                 approval_token: l.approval_token,
             }))
@@ -532,17 +501,15 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         "connect" => {
             let l: ConnectLine = serde_json::from_slice(line).map_err(malformed)?;
             let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
-            if l.port == 0 {
-                return Err(bad("`port` must be between 1 and 65535".into()));
-            }
+            let request = Action::Connect(Connect {
+                host: l.host,
+                port: l.port,
+                session_id: l.session_id,
+                sandbox_id: l.sandbox_id,
+                agent_id: l.agent_id,
+            });
             Ok(Request::Decide(DecideRequest {
-                action: Action::Connect(Connect {
-                    host: host(&l.host).map_err(bad)?,
-                    port: l.port,
-                    session_id: l.session_id,
-                    sandbox_id: l.sandbox_id,
-                    agent_id: l.agent_id,
-                }),
+                action: crate::normalize::action(request).map_err(bad)?,
                 request_fingerprint: l.request_fingerprint,
                 approval_token: l.approval_token,
             }))
@@ -550,22 +517,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         "upgrade" => {
             let l: UpgradeLine = serde_json::from_slice(line).map_err(malformed)?;
             let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
-            let protocol = l.protocol.to_ascii_lowercase();
-            if protocol.is_empty() || !protocol.split('/').all(is_token) {
-                return Err(bad(format!(
-                    "`protocol` `{}` is not an HTTP upgrade protocol (for example `websocket`)",
-                    l.protocol
-                )));
-            }
+            let request = Action::Upgrade(Upgrade {
+                host: l.host,
+                path: l.path,
+                protocol: l.protocol,
+                session_id: l.session_id,
+                sandbox_id: l.sandbox_id,
+                agent_id: l.agent_id,
+            });
             Ok(Request::Decide(DecideRequest {
-                action: Action::Upgrade(Upgrade {
-                    host: host(&l.host).map_err(bad)?,
-                    path: path(&l.path).map_err(bad)?,
-                    protocol,
-                    session_id: l.session_id,
-                    sandbox_id: l.sandbox_id,
-                    agent_id: l.agent_id,
-                }),
+                action: crate::normalize::action(request).map_err(bad)?,
                 request_fingerprint: l.request_fingerprint,
                 approval_token: l.approval_token,
             }))
@@ -610,9 +571,6 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
     }
 }
 
-/// Most headers an `http.request` may carry: interceptors select the ones policies need.
-const MAX_HEADERS: usize = 64;
-
 /// Whether a wire action's denials carry a `body` (and, API-shaped, a `status`).
 fn carries_body(kind: &str) -> bool {
     matches!(kind, "tool.call" | "http.request" | "connect" | "upgrade")
@@ -628,71 +586,6 @@ fn body_kind_of(line: &[u8]) -> Option<&'static str> {
         "connect" => Some("connect"),
         "upgrade" => Some("upgrade"),
         _ => None,
-    }
-}
-
-/// An HTTP token (RFC 9110 `tchar`s), as methods, header names and protocols are.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// An HTTP method, uppercased.
-fn method(m: &str) -> Result<String, String> {
-    if m.len() > 32 || !is_token(m) {
-        return Err(format!("`method` `{m}` is not an HTTP method"));
-    }
-    Ok(m.to_ascii_uppercase())
-}
-
-/// A host name or IP address, lowercased and without a trailing dot. Anything that is not
-/// plainly a host (userinfo, a path, a port, spaces, percent-encoding, empty labels) is refused
-/// rather than guessed at, so policies match hosts exactly as they will be contacted.
-fn host(h: &str) -> Result<String, String> {
-    let lower = h.to_ascii_lowercase();
-    let name = lower.strip_suffix('.').unwrap_or(&lower);
-    let ipv6 = name.starts_with('[')
-        && name.ends_with(']')
-        && name.len() > 2
-        && name[1..name.len() - 1]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-    let hostname = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if ipv6 || hostname {
-        Ok(name.to_owned())
-    } else {
-        Err(format!(
-            "`host` `{h}` is not a host name or IP address (give the port in `port`, and no \
-             scheme, path or credentials)"
-        ))
-    }
-}
-
-/// A request path: must start with `/`; kept as sent (policies normalize it themselves).
-fn path(p: &str) -> Result<String, String> {
-    if !p.starts_with('/') {
-        return Err(format!("`path` `{p}` must start with `/`"));
-    }
-    check_uri_part("path", p)?;
-    Ok(p.to_owned())
-}
-
-/// A path or query must be what an HTTP request line can carry: printable ASCII, no spaces.
-fn check_uri_part(what: &str, s: &str) -> Result<(), String> {
-    match s.chars().find(|c| !c.is_ascii_graphic()) {
-        Some(c) => Err(format!(
-            "`{what}` contains {c:?}; percent-encode spaces, control and non-ASCII characters"
-        )),
-        None => Ok(()),
     }
 }
 

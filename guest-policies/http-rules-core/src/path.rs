@@ -104,9 +104,12 @@ fn push_escape(out: &mut String, b: u8) {
     out.push(char::from(HEX[usize::from(b & 0x0f)]));
 }
 
-/// Normalize a request path as sent (query excluded). Never fails: an unusual path comes back
-/// with an [`Ambiguity`] and a best-effort normal form.
+/// Normalize a request path as sent. Never fails: an unusual path comes back with an
+/// [`Ambiguity`] and a best-effort normal form. A query (from the first `?`) and a fragment
+/// (from the first `#`) are not part of the path and are cut off first: a server never resolves
+/// dot segments across them, so neither may the rules (`/admin?/../public` is `/admin`).
 pub fn normalize(raw: &str) -> NormalizedPath {
+    let raw = raw.split(['?', '#']).next().unwrap_or_default();
     let (encoded, mut ambiguity) = encode(raw);
     let (path, above_root, dot_params) = remove_dot_segments(&encoded);
     if above_root {
@@ -546,6 +549,20 @@ mod tests {
     fn percent_after_percent_is_not_double_encoding_unless_hex_follows() {
         assert_eq!(norm("/100%25"), ("/100%25".to_owned(), None));
         assert_eq!(norm("/100%25off"), ("/100%25off".to_owned(), None));
+    }
+
+    #[test]
+    fn dot_segments_never_resolve_across_a_query_or_fragment() {
+        for raw in [
+            "/admin?/../public/x",
+            "/admin#/../public/x",
+            "/admin?a#/../public",
+        ] {
+            let n = normalize(raw);
+            assert_eq!(n.path, "/admin", "{raw}");
+            assert_eq!(n.alternate, None, "{raw}");
+        }
+        assert_eq!(normalize("/ws/room?token=x").path, "/ws/room");
     }
 
     #[test]

@@ -182,7 +182,10 @@ pub fn redeem(token: &mut Token, presented: &Presented<'_>, now: Millis) -> Rede
         token.state = TokenState::Expired;
         return Redemption::Expired;
     }
-    if token.fingerprint != presented.fingerprint {
+    // The kind too: fingerprints of different kinds can coincide (a `local.exec` of a program
+    // named `connect` hashes like a CONNECT), and an approval must not change kind.
+    if token.fingerprint != presented.fingerprint || token.action.kind() != presented.action.kind()
+    {
         return Redemption::FingerprintMismatch;
     }
     let bound = &token.action;

@@ -10,9 +10,10 @@ use redis::{AsyncCommands, Script};
 use std::time::Duration;
 
 /// Redeem a token: the contract's order of checks, in one step on the server.
-/// KEYS[1] token hash; ARGV: now, fingerprint, session, sandbox, agent ('' if none).
+/// KEYS[1] token hash; ARGV: now, fingerprint, session, sandbox, agent ('' if none), kind.
+/// Tokens stored before `kind` was recorded were all `local.exec` or `tool.call`.
 const REDEEM: &str = r"
-local t = redis.call('HMGET', KEYS[1], 'state', 'expires', 'fingerprint', 'session', 'sandbox', 'agent')
+local t = redis.call('HMGET', KEYS[1], 'state', 'expires', 'fingerprint', 'session', 'sandbox', 'agent', 'kind')
 local state = t[1]
 if not state then return 'not_found' end
 if state == 'consumed' then return 'already_consumed' end
@@ -23,6 +24,11 @@ if tonumber(ARGV[1]) >= tonumber(t[2]) then
   return 'expired'
 end
 if t[3] ~= ARGV[2] then return 'fingerprint_mismatch' end
+if t[7] then
+  if t[7] ~= ARGV[6] then return 'fingerprint_mismatch' end
+elseif ARGV[6] ~= 'local.exec' and ARGV[6] ~= 'tool.call' then
+  return 'fingerprint_mismatch'
+end
 if t[4] ~= ARGV[3] or t[5] ~= ARGV[4] or (t[6] ~= '' and t[6] ~= ARGV[5]) then
   return 'context_mismatch'
 end
@@ -167,6 +173,7 @@ impl TokenStore for RedisStore {
                     ("session", token.action.session_id().to_owned()),
                     ("sandbox", token.action.sandbox_id().to_owned()),
                     ("agent", token.action.agent_id().unwrap_or("").to_owned()),
+                    ("kind", token.action.kind().to_owned()),
                     ("body", body),
                 ],
             )
@@ -215,6 +222,7 @@ impl TokenStore for RedisStore {
             .arg(action.session_id())
             .arg(action.sandbox_id())
             .arg(action.agent_id().unwrap_or(""))
+            .arg(action.kind())
             .invoke_async(&mut conn)
             .await
             .map_err(fail)?;
