@@ -1,6 +1,6 @@
 //! Host patterns: exact names, `*.suffix` wildcards, `*`, and IP literals.
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// One entry of a rule's `hosts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +68,12 @@ impl HostPattern {
             };
             return address
                 .parse::<Ipv6Addr>()
-                .map(Self::Ipv6)
+                .map(Self::ipv6)
                 .map_err(|_| complain("is not an IPv6 address in brackets".into()));
         }
         if lower.contains(':') {
             return match lower.parse::<Ipv6Addr>() {
-                Ok(address) => Ok(Self::Ipv6(address)),
+                Ok(address) => Ok(Self::ipv6(address)),
                 Err(_) if lower.chars().filter(|c| *c == ':').count() == 1 => Err(complain(
                     "has a `:` but is not an IPv6 address; a host pattern takes no port (use `ports`)".into(),
                 )),
@@ -92,7 +92,30 @@ impl HostPattern {
         }
         let name = lower.strip_suffix('.').unwrap_or(&lower);
         valid_name(name).map_err(complain)?;
+        // The host refuses numeric hosts other than dotted quads (the resolver reads
+        // `2852039166` and `0251.0.0.1` as addresses), so such a pattern could never match.
+        let last = name.rsplit('.').next().unwrap_or_default();
+        if last.bytes().all(|b| b.is_ascii_digit())
+            && !name
+                .parse::<Ipv4Addr>()
+                .is_ok_and(|a| a.to_string() == name)
+        {
+            return Err(complain(
+                "is numeric but not a dotted-quad IPv4 address without leading zeros (the host \
+                 refuses other spellings of addresses, so it could never match)"
+                    .into(),
+            ));
+        }
         Ok(Self::Exact(name.to_owned()))
+    }
+
+    /// An IPv6 pattern; an IPv4-mapped address is the IPv4 address it reaches, which is how
+    /// the host spells such a request.
+    fn ipv6(address: Ipv6Addr) -> Self {
+        match address.to_ipv4_mapped() {
+            Some(v4) => Self::Exact(v4.to_string()),
+            None => Self::Ipv6(address),
+        }
     }
 
     /// Whether the host (already in [`canonical_host`] form) matches.
@@ -111,6 +134,16 @@ impl HostPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_and_numeric_patterns_match_the_host_spelling() {
+        assert!(matches("[::ffff:169.254.169.254]", "169.254.169.254"));
+        assert!(matches("::ffff:a9fe:a9fe", "169.254.169.254"));
+        assert!(matches("169.254.169.254", "169.254.169.254"));
+        for numeric in ["2852039166", "0251.0.0.1", "169.254.43518", "1.2.3.4.5"] {
+            assert!(HostPattern::parse(numeric).is_err(), "{numeric}");
+        }
+    }
 
     fn matches(pattern: &str, host: &str) -> bool {
         HostPattern::parse(pattern)

@@ -604,7 +604,9 @@ impl Subject<'_> {
         match (&rule.paths, &self.path) {
             (None, _) => true,
             (Some(globs), Some(path)) => globs.iter().any(|g| match rule.verdict {
-                Verdict::Allow => g.matches(&path.path),
+                // Allow only as written, and only if every reading agrees: `/public/;/../admin`
+                // is `/public/admin` to some servers and `/admin` to those that strip `;params`.
+                Verdict::Allow => path.views().all(|v| g.matches(v)),
                 Verdict::Ask | Verdict::Deny => path.views().any(|v| g.matches(v)),
             }),
             (Some(_), None) => false,

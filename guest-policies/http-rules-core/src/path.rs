@@ -27,12 +27,18 @@ pub enum Ambiguity {
     AboveRoot,
     /// A `.` or `..` segment carries `;` parameters (`..;`), which some servers strip.
     DotSegmentParameters,
+    /// A `..` follows an empty segment (`//..`): servers that keep empty segments remove the
+    /// empty one, servers that collapse `//` remove the one before it.
+    EmptySegmentBeforeDotDot,
 }
 
 impl fmt::Display for Ambiguity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Ambiguity::NotAbsolute => "it does not start with `/`",
+            Ambiguity::EmptySegmentBeforeDotDot => {
+                "a `..` follows an empty segment (`//..`), which servers resolve differently"
+            }
             Ambiguity::EncodedSlash => "it contains an encoded `/` (`%2F`)",
             Ambiguity::EncodedBackslash => "it contains an encoded `\\` (`%5C`)",
             Ambiguity::Backslash => "it contains a `\\`",
@@ -111,14 +117,17 @@ fn push_escape(out: &mut String, b: u8) {
 pub fn normalize(raw: &str) -> NormalizedPath {
     let raw = raw.split(['?', '#']).next().unwrap_or_default();
     let (encoded, mut ambiguity) = encode(raw);
-    let (path, above_root, dot_params) = remove_dot_segments(&encoded);
+    let (path, above_root, dot_params, empty_dot_dot) = remove_dot_segments(&encoded);
     if above_root {
         ambiguity.get_or_insert(Ambiguity::AboveRoot);
     }
     if dot_params {
         ambiguity.get_or_insert(Ambiguity::DotSegmentParameters);
     }
-    let (alternate, _, _) = remove_dot_segments(&permissive_reading(&encoded));
+    if empty_dot_dot {
+        ambiguity.get_or_insert(Ambiguity::EmptySegmentBeforeDotDot);
+    }
+    let (alternate, ..) = remove_dot_segments(&permissive_reading(&encoded));
     let alternate = (alternate != path).then_some(alternate);
     NormalizedPath {
         path,
@@ -236,13 +245,16 @@ fn permissive_reading(encoded: &str) -> String {
 }
 
 /// RFC 3986 `remove_dot_segments`, with empty segments collapsed, on a path starting with `/`.
-/// Returns the path, whether a `..` climbed above the root (clamped there), and whether a
-/// `.`/`..` segment carried `;` parameters.
-fn remove_dot_segments(path: &str) -> (String, bool, bool) {
+/// Returns the path, whether a `..` climbed above the root (clamped there), whether a
+/// `.`/`..` segment carried `;` parameters, and whether a `..` followed an empty segment (where
+/// collapsing and RFC 3986 disagree).
+fn remove_dot_segments(path: &str) -> (String, bool, bool, bool) {
     let mut out: Vec<&str> = Vec::new();
     let mut above_root = false;
     let mut dot_params = false;
+    let mut empty_dot_dot = false;
     let mut trailing_slash = false;
+    let mut previous_empty = false;
     let rest = path.strip_prefix('/').unwrap_or(path);
     let mut segments = rest.split('/').peekable();
     while let Some(segment) = segments.next() {
@@ -251,6 +263,7 @@ fn remove_dot_segments(path: &str) -> (String, bool, bool) {
         match segment {
             "" | "." => trailing_slash = last,
             ".." => {
+                empty_dot_dot |= previous_empty;
                 if out.pop().is_none() {
                     above_root = true;
                 }
@@ -265,6 +278,7 @@ fn remove_dot_segments(path: &str) -> (String, bool, bool) {
                 out.push(s);
             }
         }
+        previous_empty = segment.is_empty();
     }
     let mut normalized = String::with_capacity(path.len());
     for segment in &out {
@@ -274,7 +288,7 @@ fn remove_dot_segments(path: &str) -> (String, bool, bool) {
     if trailing_slash || out.is_empty() {
         normalized.push('/');
     }
-    (normalized, above_root, dot_params)
+    (normalized, above_root, dot_params, empty_dot_dot)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,6 +563,19 @@ mod tests {
     fn percent_after_percent_is_not_double_encoding_unless_hex_follows() {
         assert_eq!(norm("/100%25"), ("/100%25".to_owned(), None));
         assert_eq!(norm("/100%25off"), ("/100%25off".to_owned(), None));
+    }
+
+    #[test]
+    fn a_dot_dot_after_an_empty_segment_is_ambiguous() {
+        assert!(normalize("//../x").ambiguity.is_some());
+        for raw in ["/secret//../x", "/admin//../public/x"] {
+            assert_eq!(
+                normalize(raw).ambiguity,
+                Some(Ambiguity::EmptySegmentBeforeDotDot),
+                "{raw}"
+            );
+        }
+        assert_eq!(normalize("/a//b/../c").ambiguity, None);
     }
 
     #[test]
