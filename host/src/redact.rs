@@ -29,8 +29,10 @@ pub(crate) const MASK: &str = "***";
 /// A copy of `action` with every secret masked (used before a token's request is stored and
 /// before anything is shown or logged):
 /// - `local.exec`: each argument goes through [`text`]; an argument that is a secret flag
-///   (`--password`, `--token`, `-password`, ...) masks the argument after it, and `-u`/`--user`
-///   masks what follows the first `:` of the next argument; the executable is kept;
+///   (`--password`, `--token`, `-password`, ...) masks the argument after it, `-u`/`--user`/
+///   `--proxy-user` masks what follows the first `:` of the next argument, and the flags of
+///   known programs (`mysql -p...`, `sshpass -p`, `redis-cli -a`, `docker login -p`, `curl -U`,
+///   `-passin pass:...`) are masked; the executable is kept;
 /// - `tool.call`: the argument goes through [`text`]; the tool name is kept;
 /// - `http.request`: secret headers are masked (keeping an `Authorization` scheme and cookie
 ///   names), other header values go through [`text`], secret query parameters are masked, and
@@ -42,7 +44,7 @@ pub(crate) const MASK: &str = "***";
 pub(crate) fn action(action: &Action) -> Action {
     match action {
         Action::LocalExec(e) => Action::LocalExec(LocalExec {
-            args: exec_args(&e.args),
+            args: exec_args(&e.executable, &e.args),
             ..e.clone()
         }),
         Action::ToolCall(t) => Action::ToolCall(ToolCall {
@@ -65,10 +67,12 @@ pub(crate) fn summary(action: &Action) -> String {
 
 /// Mask secrets in free text (a command line or a tool argument); used by the above.
 ///
-/// Three passes, in this order: PEM private key blocks, well-known token formats, then named
-/// values (headers, flags, variables, JSON/YAML keys, URL query parameters and passwords).
+/// Four passes, in this order: PEM private key blocks, well-known token formats, the flags of
+/// known commands (`mysql -p...`, `sshpass -p`, `redis-cli -a`, `docker login -p`, `curl -U`,
+/// `-passin pass:...`), then named values (headers, flags, variables, JSON/YAML keys, config
+/// lines, URL query parameters and passwords).
 pub(crate) fn text(s: &str) -> String {
-    named_values(&token_formats(&pem_blocks(s)))
+    named_values(&command_flags(&token_formats(&pem_blocks(s))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,8 +101,8 @@ const NAME_WORDS: &[&[u8]] = &[
 const QUERY_WORDS: &[&[u8]] = &[b"key", b"sig", b"code"];
 
 /// A name ending in one of these (normalized as above) names where a secret is, not the secret:
-/// `--password-file`, `--token-path`, `--password-stdin`.
-const NOT_SECRET_SUFFIXES: &[&[u8]] = &[b"file", b"path", b"dir", b"stdin"];
+/// `--password-file`, `--token-path`, `--password-stdin`, `--cookie-jar`.
+const NOT_SECRET_SUFFIXES: &[&[u8]] = &[b"file", b"path", b"dir", b"stdin", b"jar"];
 
 /// Header names that are always secret (most also match [`NAME_WORDS`]).
 const SECRET_HEADERS: &[&str] = &[
@@ -169,6 +173,26 @@ fn is_secret_header(name: &[u8]) -> bool {
         .iter()
         .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
         || is_secret(name, false)
+        || is_key_header(name)
+}
+
+/// Words that make a `...-Key` header name not secret: `Sec-WebSocket-Key` (a nonce),
+/// `Idempotency-Key`, `X-Public-Key`.
+const NOT_SECRET_KEY_WORDS: &[&[u8]] = &[b"websocket", b"idempotency", b"public"];
+
+/// A hyphenated header name whose last part is `Key` (`Ocp-Apim-Subscription-Key`,
+/// `X-Functions-Key`), except [`NOT_SECRET_KEY_WORDS`].
+fn is_key_header(name: &[u8]) -> bool {
+    let Some(dash) = name.iter().rposition(|&c| c == b'-') else {
+        return false;
+    };
+    let n = normalized(name);
+    dash > 0
+        && !name.starts_with(b"-")
+        && name
+            .get(dash + 1..)
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"key"))
+        && !NOT_SECRET_KEY_WORDS.iter().any(|w| contains(&n, w))
 }
 
 /// `Authorization`-like: the scheme word of the value is kept.
@@ -196,9 +220,9 @@ fn is_secret_flag(name: &[u8]) -> bool {
     !switch && is_secret(name, false)
 }
 
-/// `-u`/`--user`, whose value is `user:password` (curl and friends).
+/// `-u`/`--user`/`--proxy-user`, whose value is `user:password` (curl and friends).
 fn is_user_flag(name: &[u8]) -> bool {
-    name == b"-u" || name == b"--user"
+    name == b"-u" || name == b"--user" || name == b"--proxy-user"
 }
 
 /// Percent-decode a query parameter name (`+` is a space).
@@ -630,9 +654,11 @@ fn jwt_end(b: &[u8], i: usize) -> Result<usize, usize> {
 // Pass 3: named values
 // ---------------------------------------------------------------------------------------------
 
-/// Mask the values of secret names: `Name: value` headers and YAML keys, `"name": value` JSON
-/// keys, `NAME=value` and `--name=value`, `--name value`, `name = "value"`, `?name=value`
-/// query parameters, `scheme://user:password@`, `-u user:password`, `Bearer value`.
+/// Mask the values of secret names: `Name: value` headers and YAML keys, `-H Name:value`,
+/// `"name": value` JSON keys (also in escaped quotes: `\"name\": \"value\"`), `NAME=value` and
+/// `--name=value`, `--name value`, `name = "value"`, `name = value` on its own line,
+/// `?name=value` query parameters, `scheme://user:password@` and `scheme://<token>@`,
+/// `-u user:password`, `Bearer value`.
 fn named_values(s: &str) -> String {
     let mut m = Masker::new(s);
     let b = m.b;
@@ -670,6 +696,20 @@ fn name_rules(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
     if starts(b, j, b"://") {
         return url_userinfo(m, i, j);
     }
+    let escapes = if quote == Some(b'"') {
+        (0..i - 1).rev().take_while(|&k| at(b, k) == b'\\').count()
+    } else {
+        0
+    };
+    if escapes > 0 && escaped_quote_at(b, j, escapes) {
+        // A key in escaped quotes, JSON inside a JSON or shell string: `\"name\": \"value\"`
+        // (or `\\\"name\\\"` a level deeper).
+        let colon = skip_blank(b, j + escapes + 1);
+        if at(b, colon) == b':' && is_secret(name, false) {
+            return escaped_json_value(m, name, skip_blank(b, colon + 1), escapes);
+        }
+        return j;
+    }
     if quote.is_some_and(|q| q == next) {
         // A quoted key: `"name": value`, `'name': value`.
         let colon = skip_blank(b, j + 1);
@@ -678,15 +718,27 @@ fn name_rules(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
         }
         return j;
     }
+    if let Some(resume) = config_line(m, name, i, j) {
+        return resume;
+    }
     match next {
         b':' => {
+            let v = j + 1;
+            // `-H Name:value`, `--header=Name:value`, httpie's `Name:'value'`: one shell word.
+            if !is_blank(at(b, v))
+                && matches!(prev, Some(b' ' | b'\t' | b'='))
+                && ((is_quote(at(b, v)) && prev != Some(b'=')) || after_header_flag(b, i))
+                && is_secret_header(name)
+            {
+                return word_value(m, name, v, true);
+            }
             // `Name: value`: a header or a YAML key. Without a blank after the colon, only at
             // the start of the text, of a line or of a quoted string (`-H 'Authorization:x'`).
-            let anchored = is_blank(at(b, j + 1))
+            let anchored = is_blank(at(b, v))
                 || matches!(prev, None | Some(b'"' | b'\'' | b'\n' | b'\r'))
                 || after_escape(b, i);
             if anchored && is_secret_header(name) {
-                return header_value(m, name, skip_blank(b, j + 1), quote);
+                return header_value(m, name, skip_blank(b, v), quote);
             }
             j
         }
@@ -695,7 +747,9 @@ fn name_rules(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
                 return user_value(m, j + 1, quote);
             }
             if is_secret(name, false) {
-                return assigned_value(m, name, j + 1, quote);
+                // httpie's `name==value` (a query parameter) keeps both `=`.
+                let v = if at(b, j + 1) == b'=' { j + 2 } else { j + 1 };
+                return assigned_value(m, name, v, quote);
             }
             j
         }
@@ -726,6 +780,125 @@ fn name_rules(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
         }
         _ => j,
     }
+}
+
+/// Whether the name starting at `b[i]` is a header given to `-H`, `--header` or
+/// `--proxy-header`: after the flag and blanks, or after `--header=`.
+fn after_header_flag(b: &[u8], i: usize) -> bool {
+    // Whether `w` is a whole word ending at `end`.
+    let word_before = |end: usize, w: &[u8]| {
+        end >= w.len()
+            && b.get(end - w.len()..end).is_some_and(|x| x == w)
+            && (end == w.len() || {
+                let c = at(b, end - w.len() - 1);
+                c.is_ascii_whitespace() || is_quote(c)
+            })
+    };
+    if i > 0 && at(b, i - 1) == b'=' {
+        return word_before(i - 1, b"--header") || word_before(i - 1, b"--proxy-header");
+    }
+    let mut p = i;
+    while p > 0 && is_blank(at(b, p - 1)) {
+        p -= 1;
+    }
+    p < i
+        && [&b"-H"[..], b"--header", b"--proxy-header"]
+            .iter()
+            .any(|w| word_before(p, w))
+}
+
+/// Whether `b[i]` starts a line, after blanks: the start of the text, a newline, a `\n` or `\r`
+/// escape, or the quote of a here-string (`<<< 'name = value'`).
+fn line_start(b: &[u8], i: usize) -> bool {
+    let mut p = i;
+    while p > 0 && is_blank(at(b, p - 1)) {
+        p -= 1;
+    }
+    if p == 0 || matches!(at(b, p - 1), b'\n' | b'\r') {
+        return true;
+    }
+    if p >= 2 && at(b, p - 2) == b'\\' && matches!(at(b, p - 1), b'n' | b'r') {
+        return true;
+    }
+    if !is_quote(at(b, p - 1)) {
+        return false;
+    }
+    let mut q = p - 1;
+    while q > 0 && is_blank(at(b, q - 1)) {
+        q -= 1;
+    }
+    q >= 3 && b.get(q - 3..q).is_some_and(|x| x == b"<<<")
+}
+
+/// A config line (INI, properties, TOML, a credentials file in a heredoc) that
+/// [`name_rules`]' other rules do not take: `name = value`, `name= value`, `name =value`,
+/// `name : value`, with the name `b[i..j]` starting a line. A quoted value is masked inside its
+/// quotes. An unquoted value is masked when it is a single word running to the end of the line
+/// (or to a ` #` comment), and does not look like code: no parenthesis, bracket or brace, not a
+/// dotted identifier (`args.token`), not `None`, `null`, `nil`, `true` or `false`, not the
+/// name's last part (`self.token = token`).
+fn config_line(m: &mut Masker<'_>, name: &[u8], i: usize, j: usize) -> Option<usize> {
+    let b = m.b;
+    let s = skip_blank(b, j);
+    let sep = at(b, s);
+    if !matches!(sep, b'=' | b':') || matches!(at(b, s + 1), b'=' | b':') {
+        return None;
+    }
+    let v = skip_blank(b, s + 1);
+    // `name: value`, `name:value` and `NAME=value` are the header and assignment rules'.
+    let blank_before = s > j;
+    let blank_after = v > s + 1;
+    if !blank_before && (sep == b':' || !blank_after) {
+        return None;
+    }
+    if !is_secret(name, false) || !line_start(b, i) {
+        return None;
+    }
+    if is_quote(at(b, v)) {
+        return Some(quoted_value(m, name, v));
+    }
+    let e = run_while(b, v, |c| {
+        !(c.is_ascii_whitespace() || is_quote(c) || c == b'\\')
+    });
+    let e = (v..e).find(|&x| stop(b, x, false)).unwrap_or(e);
+    let word = b.get(v..e).unwrap_or_default();
+    let t = skip_blank(b, e);
+    let line_end = t >= b.len()
+        || matches!(at(b, t), b'\n' | b'\r')
+        || is_quote(at(b, t))
+        || stop(b, t, false)
+        || (at(b, t) == b'\\' && matches!(at(b, t + 1), b'n' | b'r'))
+        || (at(b, t) == b'#' && t > e);
+    // A word with a mask in it (but not a mask) was left by this rule (it looked like code)
+    // and masked in part by others: taking it now would not be idempotent.
+    let partly_masked = word != MASK.as_bytes() && contains(word, MASK.as_bytes());
+    if word.is_empty() || !line_end || partly_masked || looks_like_code(name, word) {
+        return None;
+    }
+    m.mask(v, e);
+    Some(e)
+}
+
+/// A value in `name = value` that is code rather than a secret (see [`config_line`]), or the
+/// name's own last part (`self.token = token`).
+fn looks_like_code(name: &[u8], word: &[u8]) -> bool {
+    if name.rsplit(|&c| c == b'.').next() == Some(word) {
+        return true;
+    }
+    let literal = [&b"none"[..], b"null", b"nil", b"true", b"false"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k));
+    let dotted = word.contains(&b'.')
+        && word.split(|&c| c == b'.').all(|part| {
+            part.first()
+                .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_')
+                && part.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        });
+    literal
+        || dotted
+        || word
+            .iter()
+            .any(|c| matches!(c, b'(' | b')' | b'[' | b']' | b'{' | b'}'))
 }
 
 /// `scheme://user:password@host`: mask the password. `b[i..j]` is the scheme.
@@ -790,16 +963,29 @@ fn url_userinfo(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
     };
     if let Some(colon) = (start..at_sign).find(|&x| at(b, x) == b':') {
         m.mask(colon + 1, at_sign);
+    } else if bare_token(b.get(start..at_sign).unwrap_or_default()) {
+        // `https://<token>@github.com/`: a token as the user name.
+        m.mask(start, at_sign);
     }
     at_sign + 1
+}
+
+/// A user name without a password that is a token: 20 or more of `[A-Za-z0-9_-]`, with a digit
+/// (a user name is rarely that long, and words have no digit).
+fn bare_token(user: &[u8]) -> bool {
+    user.len() >= 20
+        && user.iter().all(|&c| Class::WordDash.has(c))
+        && user.iter().any(u8::is_ascii_digit)
 }
 
 /// `?name=value`, `&name=value`, `#name=value` (a fragment, as OAuth's implicit flow uses) with
 /// `k` just after the `?`, `&` or `#`: mask the value if the name, percent-decoded, is secret.
 fn query_param(m: &mut Masker<'_>, k: usize) -> Option<usize> {
     let b = m.b;
+    // A name has no `/`: else it could run over a URL (`?u=https://a:p=w@h/x?token=...`) whose
+    // password, once masked, no longer ends the name at its `=`.
     let e = run_while(b, k, |c| {
-        !(matches!(c, b'=' | b'&' | b'#' | b'?' | b'\\' | b'(' | b')')
+        !(matches!(c, b'=' | b'&' | b'#' | b'?' | b'\\' | b'(' | b')' | b'/')
             || c.is_ascii_whitespace()
             || is_quote(c))
     });
@@ -886,7 +1072,8 @@ fn in_quote_end(b: &[u8], v: usize, q: u8, semicolon_ok: bool) -> usize {
 }
 
 /// Mask the secret value `b[start..end]` of `name`: after the scheme word for
-/// `Authorization`-like names, pair by pair for cookies, else all of it.
+/// `Authorization`-like names, pair by pair for cookies (all of it when it has no `=`, except
+/// after a flag: `--cookie cookies.txt` names a file), else all of it.
 fn mask_value(m: &mut Masker<'_>, name: &[u8], start: usize, end: usize) {
     let b = m.b;
     if start >= end {
@@ -901,6 +1088,10 @@ fn mask_value(m: &mut Masker<'_>, name: &[u8], start: usize, end: usize) {
             m.mask(start, end);
         }
     } else if is_cookie(name) {
+        if !name.starts_with(b"-") && !(start..end).any(|x| at(b, x) == b'=') {
+            m.mask(start, end);
+            return;
+        }
         let sep = |c: u8| c.is_ascii_whitespace() || c == b';' || c == b',';
         let mut k = start;
         while k < end {
@@ -944,6 +1135,63 @@ fn json_value(m: &mut Masker<'_>, name: &[u8], v: usize) -> usize {
     let e = (v..e).find(|&x| stop(b, x, false)).unwrap_or(e);
     m.mask(v, e);
     e
+}
+
+/// Whether `b[k..]` starts with a quote escaped by exactly `n` backslashes (`\"` for 1).
+fn escaped_quote_at(b: &[u8], k: usize, n: usize) -> bool {
+    n > 0 && at(b, k + n) == b'"' && (k..k + n).all(|x| at(b, x) == b'\\')
+}
+
+/// The value of a key in quotes escaped by `n` backslashes (`\"password\": \"value\"`), starting
+/// at `v`: a string in the same quotes, else as in [`json_value`].
+fn escaped_json_value(m: &mut Masker<'_>, name: &[u8], v: usize, n: usize) -> usize {
+    let b = m.b;
+    if escaped_quote_at(b, v, n) {
+        let (start, end, resume) = escaped_range(b, v, n, is_cookie(name));
+        mask_value(m, name, start, end);
+        return resume;
+    }
+    if at(b, v) == b'\\' {
+        return v;
+    }
+    json_value(m, name, v)
+}
+
+/// A string in quotes escaped by `n` backslashes, starting at `v` (`\"` at `v` for 1): the
+/// inside's range, and where scanning goes on.
+///
+/// Inside, a backslash of the inner string is written with `n + 1` backslashes, so a quote
+/// after `r` backslashes with `r = a * (n + 1) + n` closes the string when `a` is even, and is
+/// an escaped quote of the inner string (`\\\"` for 1) when `a` is odd. A quote after any other
+/// number of backslashes belongs to an outer string: the value ends before its backslashes. So
+/// do a `\n` or `\r` escape and a [`stop`].
+fn escaped_range(b: &[u8], v: usize, n: usize, semicolon_ok: bool) -> (usize, usize, usize) {
+    let start = v + n + 1;
+    let mut k = start;
+    let mut run = 0;
+    while k < b.len() && !stop(b, k, semicolon_ok) {
+        match at(b, k) {
+            b'"' if run >= n && (run - n).is_multiple_of(n + 1) => {
+                if ((run - n) / (n + 1)).is_multiple_of(2) {
+                    return (start, k - n, k + 1);
+                }
+            }
+            b'"' => return (start, k - run, k - run),
+            b'\\' if run.is_multiple_of(2) && matches!(at(b, k + 1), b'n' | b'r') => {
+                return (start, k - run, k - run);
+            }
+            b'\\' => {
+                run += 1;
+                k += 1;
+                continue;
+            }
+            _ => {}
+        }
+        run = 0;
+        k += 1;
+    }
+    let k = k.min(b.len());
+    (start, k, k)
 }
 
 /// The value of a `Name: value` header or YAML key, starting at `v`. `quote` is the quote
@@ -1035,11 +1283,20 @@ fn flag_value(m: &mut Masker<'_>, name: &[u8], w: usize) -> usize {
     word_value(m, name, w, false)
 }
 
-/// `user:password` after `-u`/`--user`, starting at `w`: mask what follows the first colon.
+/// `user:password` after `-u`/`--user`, starting at `w`: mask what follows the first colon. A
+/// URL (`redis-cli -u redis://:pw@h`) is left to the URL rules.
 fn user_value(m: &mut Masker<'_>, w: usize, quote: Option<u8>) -> usize {
     let b = m.b;
     if at(b, w) == b'-' {
         // Another flag (`sort -u -t:`).
+        return w;
+    }
+    let inside = if quote.is_none() && is_quote(at(b, w)) {
+        w + 1
+    } else {
+        w
+    };
+    if starts_with_scheme(b, inside) {
         return w;
     }
     let (start, end, resume) = match quote {
@@ -1060,39 +1317,332 @@ fn user_value(m: &mut Masker<'_>, w: usize, quote: Option<u8>) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pass 3: flags of known commands
+// ---------------------------------------------------------------------------------------------
+
+/// Programs whose own flags hold secrets that no name gives away, as bits of
+/// [`Command::programs`].
+mod program {
+    /// mysql, mariadb and their tools: `-p<password>` (attached; a lone `-p` prompts).
+    pub(super) const MYSQL: u8 = 1;
+    /// `sshpass -p <password>`, up to the command it runs.
+    pub(super) const SSHPASS: u8 = 2;
+    /// `redis-cli -a <password>`, `--pass <password>`.
+    pub(super) const REDIS: u8 = 4;
+    /// `curl -U user:password` (the proxy's user).
+    pub(super) const CURL: u8 = 8;
+    /// httpie and xh: `-a user:password`, `Header:value` items.
+    pub(super) const HTTPIE: u8 = 16;
+    /// A registry client: docker, podman, helm, oc, ...
+    pub(super) const REGISTRY: u8 = 32;
+    /// The same after `login`: `-p <password>`.
+    pub(super) const REGISTRY_LOGIN: u8 = 64;
+}
+
+/// The program a command word names (`/usr/bin/mysql`, `(mysql`), if it is one of [`program`].
+fn program(word: &[u8]) -> u8 {
+    let base = word.rsplit(|&c| c == b'/').next().unwrap_or(word);
+    let base = base.get(base.iter().take_while(|&&c| c == b'(').count()..);
+    match base.unwrap_or_default() {
+        b"mysql" | b"mysqldump" | b"mysqladmin" | b"mysqlimport" | b"mysqlshow" | b"mysqlcheck"
+        | b"mysqlslap" | b"mysqlpump" | b"mysqlbinlog" | b"mysqlsh" | b"mariadb"
+        | b"mariadb-dump" | b"mariadb-admin" | b"mariadb-import" | b"mariadb-show"
+        | b"mariadb-check" | b"mariadb-slap" | b"mariadb-binlog" => program::MYSQL,
+        b"sshpass" => program::SSHPASS,
+        b"redis-cli" | b"valkey-cli" | b"keydb-cli" => program::REDIS,
+        b"curl" => program::CURL,
+        b"http" | b"https" | b"xh" | b"xhs" => program::HTTPIE,
+        b"docker" | b"podman" | b"nerdctl" | b"buildah" | b"skopeo" | b"oras" | b"helm" | b"oc"
+        | b"cf" => program::REGISTRY,
+        _ => 0,
+    }
+}
+
+/// What the word after a flag is, from the least to the most masked.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Value {
+    /// openssl's pass phrase source: what follows `pass:` (`env:`, `file:`, `fd:`, `stdin`
+    /// name where it is).
+    AfterPass,
+    /// `user:password`: what follows the first colon.
+    AfterColon,
+    /// A secret: all of it.
+    Whole,
+}
+
+/// Where a word is, for the rules that take only a whole unquoted shell word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Around {
+    /// Between blanks (or the ends of the text, or a [`stop`]).
+    Bare,
+    /// Next to a quote, an escaped quote or inside quotes.
+    Quoted,
+    /// Ends just before a quote: the quoted string may be the flag's value (`-p'pw'`).
+    QuoteFollows,
+}
+
+/// The state of one simple command, word by word: the programs named so far, and what the next
+/// word is when the last one was a flag.
+///
+/// The rules of every program named apply together, and the most masking wins. Masking again
+/// reads masked words: a masked word names no program, is no flag and gives no value, and a
+/// flag with a mask in it expects no value, so the state can only be smaller, and a smaller
+/// state masks nothing new.
+#[derive(Default)]
+struct Command {
+    programs: u8,
+    expect: Option<Value>,
+}
+
+impl Command {
+    /// Take the next word; return the offset in it from which it is secret.
+    ///
+    /// A word is taken as a flag's value only when it is masked; otherwise it is read as any
+    /// word.
+    fn word(&mut self, w: &[u8], around: Around) -> Option<usize> {
+        if let Some(value) = self.expect.take()
+            && let Some(secret) = Self::value(w, value)
+        {
+            return Some(secret);
+        }
+        let has = |p: u8| self.programs & p != 0;
+        if !w.starts_with(b"-") {
+            // A command word, an argument or an httpie item.
+            let secret = if has(program::HTTPIE) && around == Around::Bare {
+                httpie_header(w)
+            } else {
+                None
+            };
+            if has(program::REGISTRY) && w == b"login" {
+                self.programs |= program::REGISTRY_LOGIN;
+            }
+            // The command sshpass runs: its flags are its own (`ssh -p 2222`).
+            self.programs &= !program::SSHPASS;
+            self.programs |= program(w);
+            return secret;
+        }
+        let single = !w.starts_with(b"--");
+        let mut secret: Option<usize> = None;
+        let mut expect: Option<Value> = None;
+        let mut mask_from = |k: Option<usize>| {
+            if let Some(k) = k {
+                secret = Some(secret.map_or(k, |s| s.min(k)));
+            }
+        };
+        let mut then = |v: Value| expect = expect.max(Some(v));
+        if single && w.starts_with(b"-p") {
+            let attached = has(program::MYSQL | program::SSHPASS | program::REGISTRY_LOGIN);
+            if w.len() > 2 && attached {
+                mask_from(Some(2));
+            }
+            let own = has(program::SSHPASS | program::REGISTRY_LOGIN);
+            let quoted = has(program::MYSQL) && around == Around::QuoteFollows;
+            if w.len() == 2 && (own || quoted) {
+                then(Value::Whole);
+            }
+        }
+        if has(program::REDIS) {
+            if w == b"-a" || w == b"--pass" {
+                then(Value::Whole);
+            }
+            if w.starts_with(b"--pass=") && w.len() > 7 {
+                mask_from(Some(7));
+            }
+        }
+        if has(program::CURL) && single && w.starts_with(b"-U") {
+            if w.len() == 2 {
+                then(Value::AfterColon);
+            } else {
+                mask_from(colon_value(w));
+            }
+        }
+        if has(program::HTTPIE) && w == b"-a" {
+            then(Value::AfterColon);
+        }
+        // Any program: `-ubob:pw` (curl's attached `-u`), `-passin pass:pw` (openssl).
+        if single && w.starts_with(b"-u") && w.len() > 2 && w.get(2) != Some(&b'-') {
+            mask_from(colon_value(w));
+        }
+        if single && contains(&w.to_ascii_lowercase(), b"pass") {
+            then(Value::AfterPass);
+        }
+        // A flag with a mask in it may have been joined to the words after it by that mask:
+        // the word after it now was not the word after it then.
+        if !contains(w, MASK.as_bytes()) {
+            self.expect = expect;
+        }
+        secret
+    }
+
+    /// The word `w` as the value a flag expects: the offset from which it is secret, or `None`
+    /// when it is not (another flag, a URL, `env:NAME` after `-passin`).
+    fn value(w: &[u8], value: Value) -> Option<usize> {
+        if w.is_empty()
+            || w.starts_with(b"--")
+            || (value != Value::Whole && w.starts_with(b"-"))
+            || starts_with_scheme(w, 0)
+        {
+            return None;
+        }
+        match value {
+            Value::Whole => Some(0),
+            Value::AfterColon => colon_value(w),
+            Value::AfterPass => Some(5).filter(|&k| w.starts_with(b"pass:") && k < w.len()),
+        }
+    }
+}
+
+/// An httpie item `Header:value` with a secret header name: the offset of the value (not
+/// `name:=json` or `name:@file`, nor a URL or `host:port/path`).
+fn httpie_header(w: &[u8]) -> Option<usize> {
+    let c = w.iter().position(|&c| c == b':')?;
+    let name = w.get(..c).unwrap_or_default();
+    let value = w.get(c + 1..).unwrap_or_default();
+    let item = !name.is_empty()
+        && name.iter().all(|&c| is_name(c))
+        && !value.is_empty()
+        && !matches!(value.first(), Some(b'=' | b'@' | b'/'))
+        && is_secret_header(name);
+    item.then_some(c + 1)
+}
+
+/// In `user:password`: the offset of the password, if there is one.
+fn colon_value(w: &[u8]) -> Option<usize> {
+    w.iter()
+        .position(|&c| c == b':')
+        .map(|c| c + 1)
+        .filter(|&k| k < w.len())
+}
+
+/// Mask the values of flags that only some programs give a secret (see [`Command`]), and the
+/// flags of any program that [`named_values`] does not take (`-ubob:pw`, `pass:pw`).
+///
+/// The text is cut into simple commands at every [`stop`] and into words at blanks and
+/// backslashes. Quotes cut words too (so `sh -c "mysql -ppw"` is seen), except that a quoted
+/// string where a flag expects its value is that value, masked inside its quotes. Nothing else
+/// (parentheses, `\n` escapes) cuts commands, because a mask of [`named_values`] may cover it,
+/// and masking again must see the same commands. A word ends where those masks end (a blank,
+/// a quote, a backslash or a [`stop`]), so masking again also sees the same words.
+fn command_flags(s: &str) -> String {
+    let mut m = Masker::new(s);
+    let b = m.b;
+    let mut cmd = Command::default();
+    let mut i = 0;
+    while i < b.len() {
+        let c = at(b, i);
+        let escaped_quote = c == b'\\' && is_quote(at(b, i + 1));
+        if stop(b, i, false) {
+            cmd = Command::default();
+            i += 1;
+        } else if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == b'\\' && !escaped_quote {
+            i += if matches!(at(b, i + 1), b'n' | b'r' | b't') {
+                2
+            } else {
+                1
+            };
+        } else if is_quote(c) || escaped_quote {
+            // A quoted value (masked inside its quotes), or a quote that only cuts words.
+            let range = match (cmd.expect, escaped_quote) {
+                (None, _) => None,
+                (Some(_), false) => Some(quoted_range(b, i, false)),
+                (Some(_), true) if at(b, i + 1) == b'"' => Some(escaped_range(b, i, 1, false)),
+                (Some(_), true) => None,
+            };
+            let masked = range.and_then(|(start, end, resume)| {
+                let w = b.get(start..end).unwrap_or_default();
+                let k = Command::value(w, cmd.expect?)?;
+                Some((start + k, end, resume))
+            });
+            if let Some((from, to, resume)) = masked {
+                m.mask(from, to);
+                cmd.expect = None;
+                i = resume.max(i + 1);
+            } else {
+                i += if escaped_quote { 2 } else { 1 };
+            }
+        } else {
+            let mut e = i;
+            while e < b.len() {
+                let c = at(b, e);
+                if c.is_ascii_whitespace() || is_quote(c) || c == b'\\' || stop(b, e, false) {
+                    break;
+                }
+                e += 1;
+            }
+            let after = at(b, e);
+            let quote_before = i > 0 && is_quote(at(b, i - 1));
+            let around = if is_quote(after) || (after == b'\\' && is_quote(at(b, e + 1))) {
+                Around::QuoteFollows
+            } else if quote_before {
+                Around::Quoted
+            } else {
+                Around::Bare
+            };
+            if let Some(k) = cmd.word(b.get(i..e).unwrap_or_default(), around) {
+                m.mask(i + k, e);
+            }
+            i = e;
+        }
+    }
+    m.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Actions
 // ---------------------------------------------------------------------------------------------
 
 /// `local.exec` arguments: each through [`text`]; a secret flag masks the next argument (unless
-/// it starts with `--` or `scheme://`), `-u`/`--user` masks what follows the next argument's
-/// first colon. Decisions are made on the masked argument, which keeps the result idempotent.
-fn exec_args(args: &[String]) -> Vec<String> {
+/// it starts with `--` or `scheme://`), `-u`/`--user`/`--proxy-user` masks what follows the next
+/// argument's first colon (unless it is a URL), and the flags of the program (see [`Command`]:
+/// the executable, or a program named in the arguments) are masked as in text. Decisions are
+/// made on the masked argument, which keeps the result idempotent.
+fn exec_args(executable: &str, args: &[String]) -> Vec<String> {
+    let mut cmd = Command::default();
+    let _ = cmd.word(executable.as_bytes(), Around::Bare);
     let mut out = Vec::with_capacity(args.len());
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
+    // After a secret flag (`true`) or a user flag (`false`): the next argument is its value.
+    let mut after: Option<bool> = None;
+    for arg in args {
         let arg = text(arg);
-        let whole_name = !arg.is_empty() && arg.bytes().all(is_name);
-        let secret_flag = whole_name && is_secret_flag(arg.as_bytes());
-        let user_flag = whole_name && is_user_flag(arg.as_bytes());
-        out.push(arg);
-        if !(secret_flag || user_flag) {
-            continue;
-        }
-        let Some(next) = iter.next() else { break };
-        let next = text(next);
-        let b = next.as_bytes();
-        if user_flag {
-            out.push(match next.split_once(':') {
-                Some((user, pass)) if !pass.is_empty() && !user.starts_with('-') => {
-                    format!("{user}:{MASK}")
+        let b = arg.as_bytes();
+        let secret_from = cmd.word(b, Around::Bare);
+        let shown = match after.take() {
+            Some(false) => match arg.split_once(':') {
+                Some((user, pass))
+                    if !pass.is_empty() && !user.starts_with('-') && !starts_with_scheme(b, 0) =>
+                {
+                    Some(format!("{user}:{MASK}"))
                 }
-                _ => next,
-            });
-        } else if next.is_empty() || next.starts_with("--") || starts_with_scheme(b, 0) {
-            out.push(next);
-        } else {
-            out.push(MASK.to_owned());
-        }
+                _ => None,
+            },
+            Some(true) => {
+                let keep = arg.is_empty() || arg.starts_with("--") || starts_with_scheme(b, 0);
+                (!keep).then(|| MASK.to_owned())
+            }
+            None => {
+                let whole_name = !arg.is_empty() && arg.bytes().all(is_name);
+                if whole_name && is_secret_flag(b) {
+                    after = Some(true);
+                } else if whole_name && is_user_flag(b) {
+                    after = Some(false);
+                }
+                None
+            }
+        };
+        // Part of an argument only when it is one shell word: masking part of several words
+        // could change what the text rules see in them when masking again.
+        let one_word = !b
+            .iter()
+            .any(|&c| c.is_ascii_whitespace() || is_quote(c) || c == b'\\')
+            && !(0..b.len()).any(|k| stop(b, k, false));
+        let shown = shown.or_else(|| match secret_from? {
+            0 => Some(MASK.to_owned()),
+            k if one_word => Some(format!("{}{MASK}", arg.get(..k)?)),
+            _ => None,
+        });
+        out.push(shown.unwrap_or(arg));
     }
     out
 }
@@ -1189,8 +1739,7 @@ mod tests {
         "cat eyJfoo.txt",
         "ASIAIOSFODNN7EXAMPL",
         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
-        // Flags: `-p<value>` is ambiguous; switches and flags naming a place are not secrets.
-        "mysql -phunter2 shop",
+        // Flags: switches and flags naming a place are not secrets.
         "tool --token --verbose",
         "tool --password-file /run/secrets/pw",
         "docker login --password-stdin reg.io",
@@ -1213,6 +1762,52 @@ mod tests {
         "TOKEN=$(cat ~/.token) ./run",
         "tool --token `id`",
         "https://u:p;reboot;@h",
+        // Escaped quotes (R1): a key without a colon, a key that is not secret.
+        r#"echo "the \"token\" is: fine""#,
+        r#"curl -d "{\"user\": \"bob\", \"n\": 1}" x"#,
+        // Config lines (R2): several words, a reference, code, not at a line start.
+        "Password = the thing you type",
+        "token = ${API_TOKEN}",
+        "token := tok",
+        "if token == other:",
+        "cat <<EOF > a.py\
+         \n    self.token = token\
+         \n    password = getpass()\
+         \n    token = args.token\
+         \n    secret = None\
+         \nEOF",
+        "echo token = abc",
+        // Headers without a blank (R3): only after `-H`/`--header`, or quoted (httpie).
+        "docker pull my-token:latest",
+        "curl auth-service:8080/health",
+        "curl -H Accept:text/html x",
+        "echo Authorization:abc",
+        "sed 's/password:\"x\"/y/' f",
+        // User names in URLs (R4): short, with a dot, without a digit.
+        "git clone https://git@github.com/o/r",
+        "ssh://deploy-user-01@host/x",
+        "git clone https://john.doe.contractor1@bitbucket.org/o/r",
+        "https://abcdefghijklmnopqrstuvwxyz@x.io/o/r",
+        // Program flags (R5): `-p` prompts or is a port, `-U`/`-a` of other programs, openssl's
+        // pass phrase sources that name where the secret is.
+        "mysql -u root -p shop",
+        "docker run -p 8080:80 nginx",
+        "docker login -u me --password-stdin reg.io",
+        "ssh -p 2222 host",
+        "sshpass -f pw.txt ssh -p 2222 host",
+        "redis-cli -h h -p 6379 ping",
+        "openssl pkcs12 -passout env:PW -passin file:/run/pw -in a.p12",
+        "openssl rsa -passin stdin -in k.pem",
+        "pip install -U requests",
+        "psql -U postgres shop",
+        "grep -a foo bin.dat",
+        "sort -u -t: -k2 f",
+        // Key headers and cookies (R6).
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Idempotency-Key: 8e03978e-40d5-43e8-bc93-6894a57f9324",
+        "sort_key: created_at",
+        "curl --cookie cookies.txt x",
+        "curl --cookie-jar cookies.txt x",
     ];
 
     /// Input, then what [`text`] makes of it.
@@ -1438,6 +2033,157 @@ mod tests {
             "curl -H 'Cookie: a=1' && reboot",
             "curl -H 'Cookie: a=***' && reboot",
         ),
+        // R1: JSON in escaped quotes, in a shell string or a JSON string (a level deeper too).
+        (
+            r#"curl -d "{\"password\": \"hunter2\"}" x"#,
+            r#"curl -d "{\"password\": \"***\"}" x"#,
+        ),
+        (
+            r#"{"body":"{\"token\":\"abc\"}"}"#,
+            r#"{"body":"{\"token\":\"***\"}"}"#,
+        ),
+        (
+            r#"curl -d "{\"user\": \"bob\", \"api_key\": \"k1\", \"pin_token\": 1234}" x"#,
+            r#"curl -d "{\"user\": \"bob\", \"api_key\": \"***\", \"pin_token\": ***}" x"#,
+        ),
+        (
+            r#"curl -d "{\"headers\": {\"Authorization\": \"Bearer abc\"}}" x"#,
+            r#"curl -d "{\"headers\": {\"Authorization\": \"Bearer ***\"}}" x"#,
+        ),
+        (
+            r#"{"cmd": "curl -d \"{\\\"password\\\": \\\"hun\\\\\\\"ter2\\\"}\" x"}"#,
+            r#"{"cmd": "curl -d \"{\\\"password\\\": \\\"***\\\"}\" x"}"#,
+        ),
+        // R2: unquoted config values on their own line (a heredoc, a here-string).
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = ***",
+        ),
+        (
+            "cat > ~/.aws/credentials <<EOF\n[default]\n\
+             aws_secret_access_key = wJalrXUtnFEMI/K7MDENG\nregion = eu-west-1\nEOF",
+            "cat > ~/.aws/credentials <<EOF\n[default]\n\
+             aws_secret_access_key = ***\nregion = eu-west-1\nEOF",
+        ),
+        (
+            r#"{"cmd": "cat > .env <<EOF\nDB_PASSWORD = s3cret\nEOF"}"#,
+            r#"{"cmd": "cat > .env <<EOF\nDB_PASSWORD = ***\nEOF"}"#,
+        ),
+        (
+            "cat >> creds <<< 'aws_secret_access_key = abc123'",
+            "cat >> creds <<< 'aws_secret_access_key = ***'",
+        ),
+        ("db.password = s3cret  # prod", "db.password = ***  # prod"),
+        ("password= hunter2", "password= ***"),
+        ("password =hunter2", "password =***"),
+        ("  password : hunter2", "  password : ***"),
+        ("password= \"a b\"", "password= \"***\""),
+        // R3: headers without a blank after the colon.
+        ("curl -H Authorization:abc x", "curl -H Authorization:*** x"),
+        ("curl -H X-Api-Key:abc x", "curl -H X-Api-Key:*** x"),
+        (
+            "curl --header=X-Api-Key:abc x",
+            "curl --header=X-Api-Key:*** x",
+        ),
+        (
+            "curl -H Authorization:\"Bearer abc\" x",
+            "curl -H Authorization:\"Bearer ***\" x",
+        ),
+        (
+            "http GET x.io Authorization:'Bearer abc'",
+            "http GET x.io Authorization:'Bearer ***'",
+        ),
+        (
+            "http GET x.io X-Api-Key:abc123 name=x",
+            "http GET x.io X-Api-Key:*** name=x",
+        ),
+        ("http x.io token==abc", "http x.io token==***"),
+        // R4: a token as the user name of a URL.
+        (
+            "git clone https://0123456789abcdef0123456789abcdef01234567@github.com/o/r",
+            "git clone https://***@github.com/o/r",
+        ),
+        (
+            "git clone https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r",
+            "git clone https://***@github.com/o/r",
+        ),
+        (
+            "git push https://glpat-abc_def-0123456789xyz@gitlab.com/o/r",
+            "git push https://***@gitlab.com/o/r",
+        ),
+        // R5: flags some programs give a password.
+        ("mysql -phunter2 shop", "mysql -p*** shop"),
+        (
+            "mysqldump -uroot -phunter2 shop > d.sql",
+            "mysqldump -uroot -p*** shop > d.sql",
+        ),
+        ("mysql -p'hunter 2' shop", "mysql -p'***' shop"),
+        (
+            "docker exec db mysql -uroot -phunter2 -e \"select 1\"",
+            "docker exec db mysql -uroot -p*** -e \"select 1\"",
+        ),
+        (
+            "sh -c \"mysql -phunter2 shop\"",
+            "sh -c \"mysql -p*** shop\"",
+        ),
+        (
+            "docker login -u me -p hunter2 reg.io",
+            "docker login -u me -p *** reg.io",
+        ),
+        (
+            "docker login --password hunter2 reg.io",
+            "docker login --password *** reg.io",
+        ),
+        (
+            "oc login -u dev -p hunter2 api",
+            "oc login -u dev -p *** api",
+        ),
+        (
+            "sshpass -p hunter2 ssh -p 2222 host",
+            "sshpass -p *** ssh -p 2222 host",
+        ),
+        ("sshpass -phunter2 ssh host", "sshpass -p*** ssh host"),
+        ("redis-cli -a hunter2 ping", "redis-cli -a *** ping"),
+        (
+            "redis-cli -h h -p 6379 -a \"a b\" ping",
+            "redis-cli -h h -p 6379 -a \"***\" ping",
+        ),
+        ("redis-cli --pass hunter2 ping", "redis-cli --pass *** ping"),
+        (
+            "openssl pkcs12 -export -passout pass:hunter2 -passin pass:x1 -in a.pem",
+            "openssl pkcs12 -export -passout pass:*** -passin pass:*** -in a.pem",
+        ),
+        ("curl -ubob:hunter2 x.io", "curl -ubob:*** x.io"),
+        (
+            "curl --proxy-user bob:hunter2 x.io",
+            "curl --proxy-user bob:*** x.io",
+        ),
+        (
+            "curl --proxy-user=bob:hunter2 x.io",
+            "curl --proxy-user=bob:*** x.io",
+        ),
+        ("curl -U bob:hunter2 x.io", "curl -U bob:*** x.io"),
+        ("curl -Ubob:hunter2 x.io", "curl -Ubob:*** x.io"),
+        // R6: `...-Key` headers; a cookie without `=` is masked whole.
+        (
+            "curl -H 'Ocp-Apim-Subscription-Key: abc' x",
+            "curl -H 'Ocp-Apim-Subscription-Key: ***' x",
+        ),
+        (
+            "curl -H 'X-Functions-Key: abc' x",
+            "curl -H 'X-Functions-Key: ***' x",
+        ),
+        ("curl -H 'Cookie: abc' x", "curl -H 'Cookie: ***' x"),
+        ("SESSION_COOKIE=abc ./run", "SESSION_COOKIE=*** ./run"),
+        // R7: a URL after `-u` is left to the URL rules.
+        (
+            "redis-cli -u redis://:hunter2@h:6379 ping",
+            "redis-cli -u redis://:***@h:6379 ping",
+        ),
+        (
+            "redis-cli -u 'redis://app:hunter2@h:6379' ping",
+            "redis-cli -u 'redis://app:***@h:6379' ping",
+        ),
         // Multi-byte text around secrets.
         ("пароль password=секрет ok", "пароль password=*** ok"),
         ("token: 秘密の値 🔑", "token: ***"),
@@ -1466,8 +2212,12 @@ mod tests {
     }
 
     fn exec(args: &[&str]) -> Action {
+        run("/usr/bin/tool", args)
+    }
+
+    fn run(executable: &str, args: &[&str]) -> Action {
         Action::LocalExec(LocalExec {
-            executable: "/usr/bin/tool".into(),
+            executable: executable.into(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             session_id: "sess_1".into(),
             sandbox_id: "sbx_1".into(),
@@ -1583,6 +2333,91 @@ mod tests {
     }
 
     #[test]
+    fn exec_args_mask_the_flags_of_known_programs() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "/usr/bin/mysql",
+                &["-uroot", "-phunter2", "shop"],
+                &["-uroot", "-p***", "shop"],
+            ),
+            (
+                "mysql",
+                &["-u", "root", "-p", "shop"],
+                &["-u", "root", "-p", "shop"],
+            ),
+            ("sudo", &["mysql", "-phunter2"], &["mysql", "-p***"]),
+            (
+                "sshpass",
+                &["-p", "hunter2", "ssh", "-p", "2222", "h"],
+                &["-p", "***", "ssh", "-p", "2222", "h"],
+            ),
+            (
+                "docker",
+                &["login", "-u", "me", "-p", "hunter2", "reg.io"],
+                &["login", "-u", "me", "-p", "***", "reg.io"],
+            ),
+            (
+                "docker",
+                &["run", "-p", "8080:80", "nginx"],
+                &["run", "-p", "8080:80", "nginx"],
+            ),
+            (
+                "redis-cli",
+                &["-a", "hunter 2", "-u", "redis://:pw@h:6379", "ping"],
+                &["-a", "***", "-u", "redis://:***@h:6379", "ping"],
+            ),
+            (
+                "openssl",
+                &["pkcs12", "-passout", "pass:hunter2", "-passin", "env:PW"],
+                &["pkcs12", "-passout", "pass:***", "-passin", "env:PW"],
+            ),
+            (
+                "curl",
+                &[
+                    "-ubob:pw1",
+                    "--proxy-user",
+                    "bob:pw2",
+                    "-U",
+                    "bob:pw3",
+                    "-Ubob:pw4",
+                    "-H",
+                    "X-Api-Key:k1",
+                    "--header=X-Functions-Key:k2",
+                ],
+                &[
+                    "-ubob:***",
+                    "--proxy-user",
+                    "bob:***",
+                    "-U",
+                    "bob:***",
+                    "-Ubob:***",
+                    "-H",
+                    "X-Api-Key:***",
+                    "--header=X-Functions-Key:***",
+                ],
+            ),
+            (
+                "pip",
+                &["install", "-U", "requests"],
+                &["install", "-U", "requests"],
+            ),
+            (
+                "psql",
+                &["-U", "postgres", "shop"],
+                &["-U", "postgres", "shop"],
+            ),
+        ];
+        for (executable, args, expected) in cases {
+            let a = run(executable, args);
+            let Action::LocalExec(e) = action(&a) else {
+                panic!("kind changed")
+            };
+            assert_eq!(&e.args, expected, "{executable} {args:?}");
+            assert_eq!(action(&action(&a)), action(&a), "not idempotent: {a:?}");
+        }
+    }
+
+    #[test]
     fn tool_call_arg_goes_through_the_text_rules() {
         let a = tool("curl -H 'Authorization: Bearer x1' https://u:p1@h.io/?token=y1&page=2");
         assert_eq!(
@@ -1636,6 +2471,37 @@ mod tests {
              &redirect=https://u:***@x.io/&API%5FKEY=***&empty_token="
         );
         assert_eq!(summary(&a), action(&a).summary());
+    }
+
+    #[test]
+    fn http_request_masks_key_headers_and_bare_cookies() {
+        let a = http(
+            "/",
+            None,
+            &[
+                ("ocp-apim-subscription-key", "k1"),
+                ("x-functions-key", "k2"),
+                ("cookie", "opaque-value"),
+                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("idempotency-key", "8e03978e"),
+                ("x-public-key", "pk"),
+            ],
+        );
+        let Action::HttpRequest(h) = action(&a) else {
+            panic!("kind changed")
+        };
+        let values: Vec<&str> = h.headers.iter().map(|h| h.value.as_str()).collect();
+        assert_eq!(
+            values,
+            [
+                "***",
+                "***",
+                "***",
+                "dGhlIHNhbXBsZSBub25jZQ==",
+                "8e03978e",
+                "pk"
+            ]
+        );
     }
 
     #[test]
@@ -1709,6 +2575,30 @@ mod tests {
             tool(&format!("{{\"client_secret\": \"{s}\", \"n\": 1}}")),
             tool(&format!("password: {s}")),
             tool(&format!("api_key = \"{s}\"")),
+            // The rules of the security review (R1 to R6).
+            tool(&format!("curl -d \"{{\\\"password\\\": \\\"{s}\\\"}}\" x")),
+            tool(&format!("{{\"body\":\"{{\\\"token\\\":\\\"{s}\\\"}}\"}}")),
+            tool(&format!("cat > c <<EOF\naws_secret_access_key = {s}\nEOF")),
+            tool(&format!("curl -H Authorization:{s} x")),
+            tool(&format!("curl --header=X-Api-Key:{s} x")),
+            tool(&format!("http x.io Authorization:'Bearer {s}'")),
+            tool(&format!("mysql -u root -p{s} shop")),
+            tool(&format!("docker login -u me -p {s} reg.io")),
+            tool(&format!("sshpass -p {s} ssh h")),
+            tool(&format!("redis-cli -a {s} ping")),
+            tool(&format!("openssl pkcs12 -passout pass:{s}")),
+            tool(&format!("curl -ubob:{s} x")),
+            tool(&format!("curl --proxy-user bob:{s} x")),
+            tool(&format!("curl -U bob:{s} x")),
+            tool(&format!("curl -H 'Ocp-Apim-Subscription-Key: {s}' x")),
+            tool(&format!("curl -H 'Cookie: {s}' x")),
+            tool(&format!("redis-cli -u redis://:{s}@h:6379")),
+            run("mysql", &[&format!("-p{s}")]),
+            run("sshpass", &["-p", s, "ssh", "h"]),
+            run("redis-cli", &["-a", s]),
+            run("curl", &["-U", &format!("bob:{s}")]),
+            http("/", None, &[("x-functions-key", s)]),
+            http("/", None, &[("cookie", s)]),
             http("/", Some(&format!("token={s}&page=2")), &[]),
             http("/", Some(&format!("sig={s}")), &[]),
             http("/", None, &[("authorization", &format!("Bearer {s}"))]),
@@ -1890,6 +2780,44 @@ mod tests {
         "\u{7f}",
         "\u{a0}",
         "\u{2028}",
+        // Programs, flags and forms of the command and config rules.
+        "mysql",
+        "/usr/bin/mysql",
+        "-p",
+        "-phunter2",
+        "sshpass",
+        "redis-cli",
+        "-a",
+        "--pass",
+        "docker",
+        "login",
+        "curl",
+        "http",
+        "-U",
+        "-ubob:",
+        "--proxy-user",
+        "-passin",
+        "pass:",
+        "env:",
+        "-H",
+        "-H ",
+        "--header=",
+        "X-Functions-Key",
+        "Sec-WebSocket-Key",
+        "\\",
+        "\\\\\\\"",
+        "\\\"password\\\": \\\"",
+        " = ",
+        "=",
+        " : ",
+        "<<<",
+        "<<EOF\n",
+        "self.",
+        "None",
+        "()",
+        "0123456789abcdef0123456789abcdef01234567",
+        "redis://",
+        "https://0123456789abcdef01234@",
     ];
 
     fn generated(rng: &mut Rng) -> String {
@@ -2005,6 +2933,35 @@ mod tests {
             "PRIVATE KEY-----\nMIIEowIBAAKCAQEAvq3Xyz0123456789abcdefghijkl\n",
             "?a%",
             "--password -",
+            "\\\"token\\\": \\\"",
+            "\\\\\\\"token\\\\\\\": \\\\\\\"",
+            "\\\"token\\\"",
+            "\\",
+            "\npassword = ",
+            "\npassword = a",
+            "password = a\n",
+            "-H ",
+            "-H a:",
+            "--header=X-Api-Key:",
+            "mysql -p",
+            "mysql -pa ",
+            "sshpass -p ",
+            "redis-cli -a \"",
+            "docker login -p ",
+            "-passin pass:",
+            "curl -U ",
+            "-ua:",
+            "https://0123456789abcdef0123@",
+            "https://0123456789abcdef0123",
+            "http X-Api-Key:a ",
+            "Cookie: a ",
+            "-passin \" ",
+            "-passin '\\\"",
+            "redis-cli -a \\\"x",
+            "\\\\\\\"a\\\\\\\": \\\\\\\"",
+            "\\\\\\\\",
+            "-H  ",
+            " \\n password = (",
         ];
         for unit in units {
             let input = unit.repeat(SIZE / unit.len() + 1);
