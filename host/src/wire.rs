@@ -468,7 +468,6 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         }
         "http.request" => {
             let l: HttpRequestLine = serde_json::from_slice(line).map_err(malformed)?;
-            let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
             let scheme = l.scheme.unwrap_or_else(|| "https".into());
             let port = match l.port {
                 Some(port) => port,
@@ -492,15 +491,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 sandbox_id: l.sandbox_id,
                 agent_id: l.agent_id,
             });
-            Ok(Request::Decide(DecideRequest {
-                action: crate::normalize::action(request).map_err(bad)?,
-                request_fingerprint: l.request_fingerprint,
-                approval_token: l.approval_token,
-            }))
+            network(&action, request, l.request_fingerprint, l.approval_token)
         }
         "connect" => {
             let l: ConnectLine = serde_json::from_slice(line).map_err(malformed)?;
-            let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
             let request = Action::Connect(Connect {
                 host: l.host,
                 port: l.port,
@@ -508,15 +502,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 sandbox_id: l.sandbox_id,
                 agent_id: l.agent_id,
             });
-            Ok(Request::Decide(DecideRequest {
-                action: crate::normalize::action(request).map_err(bad)?,
-                request_fingerprint: l.request_fingerprint,
-                approval_token: l.approval_token,
-            }))
+            network(&action, request, l.request_fingerprint, l.approval_token)
         }
         "upgrade" => {
             let l: UpgradeLine = serde_json::from_slice(line).map_err(malformed)?;
-            let bad = |why: String| RequestError::Malformed(format!("{action}: {why}"));
             let request = Action::Upgrade(Upgrade {
                 host: l.host,
                 path: l.path,
@@ -525,11 +514,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 sandbox_id: l.sandbox_id,
                 agent_id: l.agent_id,
             });
-            Ok(Request::Decide(DecideRequest {
-                action: crate::normalize::action(request).map_err(bad)?,
-                request_fingerprint: l.request_fingerprint,
-                approval_token: l.approval_token,
-            }))
+            network(&action, request, l.request_fingerprint, l.approval_token)
         }
         "local.exec.approve" | "local.exec.revoke" => {
             let operation = if action == "local.exec.approve" {
@@ -569,6 +554,22 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         }
         other => Err(RequestError::UnknownAction(other.to_owned())),
     }
+}
+
+/// A network request, given its one spelling (or refused as malformed, naming the action).
+fn network(
+    action: &str,
+    request: Action,
+    request_fingerprint: Option<String>,
+    approval_token: Option<String>,
+) -> Result<Request, RequestError> {
+    let action = crate::normalize::action(request)
+        .map_err(|why| RequestError::Malformed(format!("{action}: {why}")))?;
+    Ok(Request::Decide(DecideRequest {
+        action,
+        request_fingerprint,
+        approval_token,
+    }))
 }
 
 /// Whether a wire action's denials carry a `body` (and, API-shaped, a `status`).
