@@ -148,20 +148,22 @@ async fn reload_loop(
             }
             _ = stop.recv() => return,
         };
+        // Stamp every file before it is read, so that a change landing while this reload runs
+        // (a policy file still being copied, the configuration written a moment later) is
+        // seen at the next tick and reloaded again, never folded into a stale snapshot.
+        let config_stamp = config_path.as_deref().map(stamp);
         let next = match &config_path {
             Some(path) => match HostConfig::from_file(path) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("reload ({why}) failed; keeping the old chain: {e}");
-                    watched = files(&config)
-                        .into_iter()
-                        .map(|p| (p.clone(), stamp(&p)))
-                        .collect();
+                    watched = snapshot(files(&config), config_stamp);
                     continue;
                 }
             },
             None => config.clone(),
         };
+        let stamped = snapshot(files(&next), config_stamp);
         let reloading = host.clone();
         let candidate = next.clone();
         match tokio::task::spawn_blocking(move || reloading.reload(&candidate)).await {
@@ -175,12 +177,28 @@ async fn reload_loop(
             Ok(Err(e)) => tracing::error!("reload ({why}) failed; keeping the old chain: {e}"),
             Err(e) => tracing::error!("reload ({why}) failed; keeping the old chain: {e}"),
         }
-        // Watch the files the attempted configuration names, as they are now: a failed reload
-        // is retried when one of them changes again, not in a loop.
+        // Watch the files the attempted configuration names, as they were before the attempt:
+        // a failed reload is retried when one of them changes again, not in a loop.
         config = next;
-        watched = files(&config)
-            .into_iter()
-            .map(|p| (p.clone(), stamp(&p)))
-            .collect();
+        watched = stamped;
     }
+}
+
+/// The stamps of `files` now; the first file is the configuration, whose stamp was taken
+/// before it was read (`config_stamp`) when there is one.
+fn snapshot(
+    files: Vec<PathBuf>,
+    config_stamp: Option<Option<(u64, SystemTime)>>,
+) -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
+    let mut stamps: Vec<_> = files
+        .into_iter()
+        .map(|p| {
+            let s = stamp(&p);
+            (p, s)
+        })
+        .collect();
+    if let (Some(config), Some(first)) = (config_stamp, stamps.first_mut()) {
+        first.1 = config;
+    }
+    stamps
 }
