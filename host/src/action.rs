@@ -254,8 +254,14 @@ impl Action {
         match self {
             Action::LocalExec(_) => EffectClass::Execute,
             Action::ToolCall(t) => {
-                let tool = t.tool.to_ascii_lowercase();
-                let starts = |prefixes: &[&str]| prefixes.iter().any(|p| tool.starts_with(p));
+                // Every decision classifies its action: compare in place, without allocating.
+                let starts = |prefixes: &[&str]| {
+                    prefixes.iter().any(|p| {
+                        t.tool
+                            .get(..p.len())
+                            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                    })
+                };
                 if starts(&[
                     "read", "list", "get", "search", "grep", "glob", "view", "find",
                 ]) {
@@ -380,6 +386,30 @@ mod tests {
             exec(None).fingerprint(),
             "0977fe2e970b471537f6eb032b581981bc65c3b23b0ce2821e1f8071389c8103"
         );
+    }
+
+    #[test]
+    fn a_tool_is_classified_by_its_name_in_any_case() {
+        let tool = |name: &str| {
+            Action::ToolCall(ToolCall {
+                tool: name.into(),
+                arg: String::new(),
+                session_id: "s".into(),
+                sandbox_id: "b".into(),
+                agent_id: None,
+                project_id: None,
+                project_root: None,
+                cwd: None,
+            })
+            .default_effect()
+        };
+        assert_eq!(tool("Read_File"), EffectClass::Read);
+        assert_eq!(tool("write_file"), EffectClass::Write);
+        assert_eq!(tool("DELETE_branch"), EffectClass::Destructive);
+        assert_eq!(tool("run_command"), EffectClass::Execute);
+        // A name whose first bytes are not a character boundary is simply not a match.
+        assert_eq!(tool("éd"), EffectClass::Execute);
+        assert_eq!(tool(""), EffectClass::Execute);
     }
 
     #[test]

@@ -277,6 +277,8 @@ impl PolicyHost {
         };
         let (response, code) = self.decide_coded(&request, Operator::default()).await;
         let reason = response.reason.unwrap_or_default();
+        // The decision flow already rendered the body for the kinds that carry one.
+        let rendered = response.body;
         match response.decision {
             WireDecision::Allow => Interception::Allow { reason },
             WireDecision::PendingHitl => Interception::Pending {
@@ -287,10 +289,11 @@ impl PolicyHost {
             WireDecision::Deny => {
                 let code = code.unwrap_or(DenyCode::PolicyDenied);
                 let action = Some(&request.action);
+                let body = rendered.unwrap_or_else(|| body_for(action, code, &reason));
                 Interception::Deny {
                     code,
                     context: denial_context(action),
-                    body: to_bytes(&body_for(action, code, &reason)),
+                    body: to_bytes(&body),
                     detail: reason,
                 }
             }

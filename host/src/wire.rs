@@ -379,29 +379,11 @@ struct HttpRequestLine {
     approval_token: Option<String>,
 }
 
+/// A `connect` or `upgrade` line: the action's own fields as named on the wire, plus a retry's.
 #[derive(Deserialize)]
-struct ConnectLine {
-    host: String,
-    port: u16,
-    sandbox_id: String,
-    session_id: String,
-    #[serde(default)]
-    agent_id: Option<String>,
-    #[serde(default)]
-    request_fingerprint: Option<String>,
-    #[serde(default)]
-    approval_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct UpgradeLine {
-    host: String,
-    path: String,
-    protocol: String,
-    sandbox_id: String,
-    session_id: String,
-    #[serde(default)]
-    agent_id: Option<String>,
+struct NetworkLine<T> {
+    #[serde(flatten)]
+    action: T,
     #[serde(default)]
     request_fingerprint: Option<String>,
     #[serde(default)]
@@ -494,26 +476,13 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
             network(&action, request, l.request_fingerprint, l.approval_token)
         }
         "connect" => {
-            let l: ConnectLine = serde_json::from_slice(line).map_err(malformed)?;
-            let request = Action::Connect(Connect {
-                host: l.host,
-                port: l.port,
-                session_id: l.session_id,
-                sandbox_id: l.sandbox_id,
-                agent_id: l.agent_id,
-            });
+            let l: NetworkLine<Connect> = serde_json::from_slice(line).map_err(malformed)?;
+            let request = Action::Connect(l.action);
             network(&action, request, l.request_fingerprint, l.approval_token)
         }
         "upgrade" => {
-            let l: UpgradeLine = serde_json::from_slice(line).map_err(malformed)?;
-            let request = Action::Upgrade(Upgrade {
-                host: l.host,
-                path: l.path,
-                protocol: l.protocol,
-                session_id: l.session_id,
-                sandbox_id: l.sandbox_id,
-                agent_id: l.agent_id,
-            });
+            let l: NetworkLine<Upgrade> = serde_json::from_slice(line).map_err(malformed)?;
+            let request = Action::Upgrade(l.action);
             network(&action, request, l.request_fingerprint, l.approval_token)
         }
         "local.exec.approve" | "local.exec.revoke" => {
