@@ -31,7 +31,7 @@ mod host;
 mod path;
 
 pub use host::HostPattern;
-pub use path::{Ambiguity, NormalizedPath, PathGlob, normalize};
+pub use path::{Ambiguity, How, NormalizedPath, PathGlob, Reading, normalize};
 
 use host::canonical_host;
 use serde::Deserialize;
@@ -562,10 +562,8 @@ impl Subject<'_> {
         self.path.as_ref().and_then(|p| p.ambiguity)
     }
 
-    fn matches(&self, rule: &Rule) -> bool {
-        if rule.verdict == Verdict::Allow && self.ambiguity().is_some() {
-            return false;
-        }
+    /// Whether the rule's matchers other than `paths` match.
+    fn matches_fields(&self, rule: &Rule) -> bool {
         // Cheapest tests first, each returning early: most rules of a large set fail on the
         // method, port or host, and never pay for the path globs.
         let methods = match (&rule.methods, self.method) {
@@ -594,24 +592,49 @@ impl Subject<'_> {
         if !schemes || !protocols {
             return false;
         }
-        if !rule
-            .hosts
+        rule.hosts
             .as_ref()
             .is_none_or(|hs| hs.iter().any(|h| h.matches(&self.host)))
-        {
-            return false;
-        }
+    }
+
+    /// For a `deny` or `ask` rule: which reading its paths match (ignoring case, and with a
+    /// trailing `/` or without, as routers that are neither strict nor case-sensitive read
+    /// them); `Some(None)` for a rule without `paths`.
+    fn deny_match(&self, rule: &Rule) -> Option<Option<usize>> {
         match (&rule.paths, &self.path) {
-            (None, _) => true,
-            (Some(globs), Some(path)) => globs.iter().any(|g| match rule.verdict {
-                // Allow only as written, and only if every reading agrees: `/public/;/../admin`
-                // is `/public/admin` to some servers and `/admin` to those that strip `;params`.
-                Verdict::Allow => path.views().all(|v| g.matches(v)),
-                Verdict::Ask | Verdict::Deny => path.views().any(|v| g.matches(v)),
-            }),
-            (Some(_), None) => false,
+            (None, _) => Some(None),
+            (Some(globs), Some(path)) => path
+                .readings
+                .iter()
+                .position(|r| globs.iter().any(|g| loose_match(g, r)))
+                .map(Some),
+            (Some(_), None) => None,
         }
     }
+}
+
+/// A `deny` or `ask` glob against a reading: case-insensitive, and a trailing `/` optional.
+fn loose_match(glob: &PathGlob, reading: &Reading) -> bool {
+    if glob.matches_reading(reading, true) {
+        return true;
+    }
+    match reading.path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => glob.matches_reading(
+            &Reading {
+                path: trimmed.to_owned(),
+                how: reading.how,
+            },
+            true,
+        ),
+        _ => false,
+    }
+}
+
+/// Whether an `allow` rule's paths match one reading (exactly, case-sensitive).
+fn allow_match(rule: &Rule, reading: &Reading) -> bool {
+    rule.paths
+        .as_ref()
+        .is_none_or(|globs| globs.iter().any(|g| g.matches_reading(reading, false)))
 }
 
 impl Policy {
@@ -738,68 +761,191 @@ impl Policy {
     }
 
     fn decide(&self, rules: &[Rule], subject: &Subject<'_>) -> Evaluation {
-        let mut best: Option<&Rule> = None;
-        for rule in rules {
-            if best.is_some_and(|b| b.verdict.rank() >= rule.verdict.rank()) {
+        // `deny` and `ask` rules: a match on any reading applies, the highest verdict first,
+        // then the first listed.
+        let mut best: Option<(&Rule, Option<usize>)> = None;
+        for rule in rules.iter().filter(|r| r.verdict != Verdict::Allow) {
+            if best.is_some_and(|(b, _)| b.verdict.rank() >= rule.verdict.rank()) {
                 continue;
             }
-            if subject.matches(rule) {
-                best = Some(rule);
+            if !subject.matches_fields(rule) {
+                continue;
+            }
+            if let Some(reading) = subject.deny_match(rule) {
+                best = Some((rule, reading));
             }
         }
         let ambiguity = subject.ambiguity();
-        match best {
-            Some(rule) => {
-                let mut reason = format!(
-                    "{} matches {} rule `{}`",
-                    subject.description,
-                    rule.verdict,
-                    shown(&rule.id)
-                );
-                if let Some(why) = ambiguity {
-                    let _ = write!(reason, " (the path is ambiguous: {why})");
-                }
-                if let Some(text) = &rule.reason {
-                    let _ = write!(reason, ": {}", shown(text));
-                }
-                Evaluation {
-                    verdict: rule.verdict,
-                    rule: rule.id.clone(),
-                    reason,
-                    effect: rule.effect.unwrap_or(subject.effect),
-                    risk: rule.risk,
-                    approval_timeout_ms: match rule.verdict {
-                        Verdict::Ask => rule.approval_timeout_ms,
-                        Verdict::Allow | Verdict::Deny => None,
-                    },
-                }
+        if let Some((rule, reading)) = best {
+            let mut reason = format!(
+                "{} matches {} rule `{}`",
+                subject.description,
+                rule.verdict,
+                shown(&rule.id)
+            );
+            if let (Some(i), Some(path)) = (reading, &subject.path) {
+                describe_reading(&mut reason, rule, path, i);
             }
-            None => match ambiguity {
-                Some(why) => Evaluation {
-                    verdict: Verdict::Deny,
-                    rule: AMBIGUOUS_PATH_RULE.to_owned(),
-                    reason: format!(
-                        "{} is denied: the path is ambiguous ({why}), so no allow rule applies to it and no deny or ask rule matched",
-                        subject.description
-                    ),
-                    effect: subject.effect,
-                    risk: None,
-                    approval_timeout_ms: None,
-                },
-                None => Evaluation {
-                    verdict: self.default,
-                    rule: DEFAULT_RULE.to_owned(),
-                    reason: format!(
-                        "{} matches no rule; the default is {}",
-                        subject.description, self.default
-                    ),
-                    effect: subject.effect,
-                    risk: None,
-                    approval_timeout_ms: None,
-                },
+            if let Some(why) = ambiguity {
+                let _ = write!(reason, " (the path is ambiguous: {why})");
+            }
+            return self.by_rule(rule, reason, subject);
+        }
+        // `allow` rules: every reading must be allowed (by the first allow rule that matches it)
+        // and the path must not be ambiguous.
+        let mut partial: Option<(&Rule, usize, usize)> = None;
+        if ambiguity.is_none() {
+            let allows: Vec<&Rule> = rules
+                .iter()
+                .filter(|r| r.verdict == Verdict::Allow && subject.matches_fields(r))
+                .collect();
+            match &subject.path {
+                None => {
+                    if let Some(rule) = allows.first() {
+                        let reason = format!(
+                            "{} matches allow rule `{}`",
+                            subject.description,
+                            shown(&rule.id)
+                        );
+                        return self.by_rule(rule, reason, subject);
+                    }
+                }
+                Some(path) if !allows.is_empty() => {
+                    let mut matched: Option<(&Rule, usize)> = None;
+                    let mut unmatched: Option<usize> = None;
+                    for (i, reading) in path.readings.iter().enumerate() {
+                        match allows.iter().find(|r| allow_match(r, reading)) {
+                            Some(rule) => {
+                                matched.get_or_insert((rule, i));
+                            }
+                            None => {
+                                unmatched.get_or_insert(i);
+                            }
+                        }
+                    }
+                    match (matched, unmatched) {
+                        // Every reading is allowed; the rule that allows the normal form decides.
+                        (Some((rule, _)), None) => {
+                            let reason = format!(
+                                "{} matches allow rule `{}`",
+                                subject.description,
+                                shown(&rule.id)
+                            );
+                            return self.by_rule(rule, reason, subject);
+                        }
+                        // The normal form is allowed but another reading is not: the
+                        // readings disagree. (When the normal form is not allowed, the
+                        // default decides as for any path no rule allows.)
+                        (Some((rule, 0)), Some(missed)) => partial = Some((rule, 0, missed)),
+                        _ => {}
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let (verdict, rule, reason) = match (ambiguity, partial) {
+            (Some(why), _) => (
+                Verdict::Deny,
+                AMBIGUOUS_PATH_RULE,
+                format!(
+                    "{} is denied: the path is ambiguous ({why}), so no allow rule applies to it and no deny or ask rule matched",
+                    subject.description
+                ),
+            ),
+            (None, Some((rule, at, missed))) if self.default != Verdict::Allow => {
+                let mut reason = format!(
+                    "{} is denied: servers read its path differently, and not every reading is allowed:",
+                    subject.description
+                );
+                if let Some(path) = &subject.path {
+                    if let Some(r) = path.readings.get(at) {
+                        let _ = write!(
+                            reason,
+                            " `{}` ({}) matches allow rule `{}`, but",
+                            elide(&r.path),
+                            r.how,
+                            shown(&rule.id)
+                        );
+                    }
+                    if let Some(r) = path.readings.get(missed) {
+                        let _ = write!(
+                            reason,
+                            " `{}` ({}) matches no allow rule",
+                            elide(&r.path),
+                            r.how
+                        );
+                    }
+                }
+                (Verdict::Deny, AMBIGUOUS_PATH_RULE, reason)
+            }
+            _ => (
+                self.default,
+                DEFAULT_RULE,
+                format!(
+                    "{} matches no rule; the default is {}",
+                    subject.description, self.default
+                ),
+            ),
+        };
+        Evaluation {
+            verdict,
+            rule: rule.to_owned(),
+            reason,
+            effect: subject.effect,
+            risk: None,
+            approval_timeout_ms: None,
+        }
+    }
+
+    /// The decision of a rule, with the rule's own reason appended.
+    fn by_rule(&self, rule: &Rule, mut reason: String, subject: &Subject<'_>) -> Evaluation {
+        if let Some(text) = &rule.reason {
+            let _ = write!(reason, ": {}", shown(text));
+        }
+        Evaluation {
+            verdict: rule.verdict,
+            rule: rule.id.clone(),
+            reason,
+            effect: rule.effect.unwrap_or(subject.effect),
+            risk: rule.risk,
+            approval_timeout_ms: match rule.verdict {
+                Verdict::Ask => rule.approval_timeout_ms,
+                Verdict::Allow | Verdict::Deny => None,
             },
         }
     }
+}
+
+/// For a `deny` or `ask` rule that matched reading `i`: say which reading, unless it is the
+/// normal form matched as written.
+fn describe_reading(out: &mut String, rule: &Rule, path: &NormalizedPath, i: usize) {
+    let Some(reading) = path.readings.get(i) else {
+        return;
+    };
+    let exact = rule
+        .paths
+        .as_ref()
+        .is_some_and(|gs| gs.iter().any(|g| g.matches_reading(reading, false)));
+    if i == 0 && exact {
+        return;
+    }
+    if i == 0 {
+        let _ = write!(
+            out,
+            " ignoring case, as case-insensitive routers such as Express do"
+        );
+        return;
+    }
+    let _ = write!(
+        out,
+        " when read as `{}` ({}",
+        elide(&reading.path),
+        reading.how
+    );
+    if !exact {
+        out.push_str(", ignoring case");
+    }
+    out.push(')');
 }
 
 /// A host for a reason: IPv6 addresses in brackets.
@@ -811,12 +957,36 @@ fn shown_host(host: &str) -> String {
     }
 }
 
-/// Append the path as sent, and its normal form when that differs.
+/// Append the path as sent, and its normal form when that differs; long paths elided.
 fn describe_path(out: &mut String, raw: &str, normalized: &NormalizedPath) {
-    out.push_str(&shown(raw));
+    out.push_str(&elide(&shown(raw)));
     if normalized.path != raw {
-        let _ = write!(out, " (normalized to `{}`)", normalized.path);
+        let _ = write!(out, " (normalized to `{}`)", elide(&normalized.path));
     }
+}
+
+/// How much of a long path a reason shows: the first [`SHOWN_HEAD`] and the last
+/// [`SHOWN_TAIL`] bytes. Reasons are read by people and the host caps their size, so a long
+/// path (up to the request line's limit) must not be repeated whole.
+const SHOWN_HEAD: usize = 120;
+/// See [`SHOWN_HEAD`].
+const SHOWN_TAIL: usize = 60;
+
+/// An ASCII text (as [`shown`] or normalization produce), its middle cut when it is long.
+fn elide(text: &str) -> String {
+    let len = text.len();
+    if len <= SHOWN_HEAD + SHOWN_TAIL + 40 || !text.is_ascii() {
+        if text.is_ascii() {
+            return text.to_owned();
+        }
+        return elide(&shown(text));
+    }
+    let head = text.get(..SHOWN_HEAD).unwrap_or_default();
+    let tail = text.get(len - SHOWN_TAIL..).unwrap_or_default();
+    format!(
+        "{head}[...{} bytes cut...]{tail}",
+        len - SHOWN_HEAD - SHOWN_TAIL
+    )
 }
 
 #[cfg(test)]
@@ -1106,17 +1276,18 @@ mod tests {
 
     #[test]
     fn reasons_show_non_default_ports_and_normalized_paths() {
-        let p = policy(json!({"requests": [{"id": "r", "verdict": "allow", "paths": ["/b"]}]}));
+        let p = policy(json!({"requests": [{"id": "r", "verdict": "deny", "paths": ["/b/**"]}]}));
         let e = p.evaluate(&Request::Http(HttpRequest {
             method: "GET",
             scheme: "http",
             host: "h",
             port: 8080,
-            path: "/a/../b",
+            path: "/b/../a",
         }));
         assert_eq!(
             e.reason,
-            "GET http://h:8080/a/../b (normalized to `/b`) matches allow rule `r`"
+            "GET http://h:8080/b/../a (normalized to `/a`) matches deny rule `r` when read as \
+             `/b/../a` (as sent, the way routers that match it without resolving dot segments read it)"
         );
     }
 }

@@ -54,31 +54,90 @@ impl fmt::Display for Ambiguity {
     }
 }
 
-/// A request path after normalization.
+/// How a server reads a path: which of the transformations real servers and routers apply
+/// (or do not apply) a [`Reading`] went through. The normal form has `resolved` and `merged`
+/// set and the others clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct How {
+    /// A leading `//NAME` (or `/\NAME`) was read as an authority and cut off, the rest being the
+    /// path: what `new URL(req.url, base)` does with such a request target.
+    pub authority: bool,
+    /// Every escape of a printable ASCII character decoded (repeatedly, so `%252e` is `.`), and
+    /// look-alikes of `.`, `/` and `\` (overlong UTF-8, fullwidth forms) with them; `\` read as
+    /// `/`; `;` parameters dropped from every segment. Otherwise only escapes of unreserved
+    /// characters are decoded (both spellings reach the same handler on every server tried).
+    pub decoded: bool,
+    /// `.` and `..` segments resolved (RFC 3986 `remove_dot_segments`); routers such as
+    /// Express, Flask and Starlette match the path without resolving them.
+    pub resolved: bool,
+    /// Runs of `/` merged into one (nginx, Apache by default); others keep empty segments.
+    pub merged: bool,
+}
+
+impl How {
+    const NORMAL: How = How {
+        authority: false,
+        decoded: false,
+        resolved: true,
+        merged: true,
+    };
+}
+
+impl fmt::Display for How {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.authority && !self.decoded && !self.resolved && !self.merged {
+            return f.write_str(
+                "as sent, the way routers that match it without resolving dot segments read it",
+            );
+        }
+        let mut parts: Vec<&str> = Vec::new();
+        if self.authority {
+            parts.push("with the leading `//NAME` read as a host, as `new URL()` does");
+        }
+        if self.decoded {
+            parts.push("percent-decoded, `\\` read as `/` and `;` parameters dropped");
+        }
+        if !self.resolved {
+            parts.push("with dot segments kept");
+        }
+        if !self.merged {
+            parts.push("with empty segments kept");
+        }
+        if parts.is_empty() {
+            parts.push("normalized");
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// One way a server could read a request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The path so read: ASCII, starting with `/`. Escapes that remain have uppercase hex
+    /// digits.
+    pub path: String,
+    /// Which transformations produced it.
+    pub how: How,
+}
+
+/// A request path after normalization, with every distinct reading of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizedPath {
     /// The normalized path: percent-encoded unreserved characters decoded, every other escape
     /// kept with uppercase hex digits, raw characters that need encoding (`\`, controls,
     /// non-ASCII) percent-encoded, `.`/`..` segments removed and `//` collapsed. Always ASCII
-    /// and always starting with `/`.
+    /// and always starting with `/`. Also `readings[0]`.
     pub path: String,
-    /// The reading of a permissive server, when it differs from `path`: every escape of a
-    /// printable ASCII character decoded (repeatedly), `\` read as `/`, `;` parameters dropped
-    /// from every segment, then dot segments resolved and `//` collapsed. `deny` and `ask` rules
-    /// match either form; `allow` rules only `path`.
-    pub alternate: Option<String>,
+    /// Every distinct reading of the path (the normal form first): with and without a leading
+    /// `//NAME` read as an authority, decoded or not, dot segments resolved or not, slashes
+    /// merged or not (see [`How`]). An `allow` rule must match all of them; a `deny` or `ask`
+    /// rule that matches any of them (ignoring case) applies.
+    pub readings: Vec<Reading>,
     /// Why the path is ambiguous (the first reason found); `None` when it is not.
     pub ambiguity: Option<Ambiguity>,
 }
 
-impl NormalizedPath {
-    /// The forms `deny` and `ask` rules are matched against.
-    pub fn views(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.path.as_str()).chain(self.alternate.as_deref())
-    }
-}
-
-/// How many times the alternate reading decodes escapes (a server decoding more often than
+/// How many times the decoded reading decodes escapes (a server decoding more often than
 /// this is not modelled; `%25XX` already makes the path ambiguous).
 const MAX_DECODE_ROUNDS: usize = 4;
 
@@ -110,30 +169,109 @@ fn push_escape(out: &mut String, b: u8) {
     out.push(char::from(HEX[usize::from(b & 0x0f)]));
 }
 
-/// Normalize a request path as sent. Never fails: an unusual path comes back with an
-/// [`Ambiguity`] and a best-effort normal form. A query (from the first `?`) and a fragment
-/// (from the first `#`) are not part of the path and are cut off first: a server never resolves
-/// dot segments across them, so neither may the rules (`/admin?/../public` is `/admin`).
+/// Whether a path needs no reading but its normal form: only unreserved characters and single
+/// `/`, no segment of dots alone, so that every server reads it as written.
+fn is_plain(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.first() == Some(&b'/')
+        && !raw.contains("//")
+        && bytes.iter().all(|b| is_unreserved(*b) || *b == b'/')
+        && raw.split('/').all(|s| s != "." && s != "..")
+}
+
+/// Normalize a request path as sent and list its readings. Never fails: an unusual path comes
+/// back with an [`Ambiguity`] and a best-effort normal form. A query (from the first `?`) and a
+/// fragment (from the first `#`) are not part of the path and are cut off first: a server never
+/// resolves dot segments across them, so neither may the rules (`/admin?/../public` is `/admin`).
 pub fn normalize(raw: &str) -> NormalizedPath {
     let raw = raw.split(['?', '#']).next().unwrap_or_default();
+    if is_plain(raw) {
+        return NormalizedPath {
+            path: raw.to_owned(),
+            readings: vec![Reading {
+                path: raw.to_owned(),
+                how: How::NORMAL,
+            }],
+            ambiguity: None,
+        };
+    }
     let (encoded, mut ambiguity) = encode(raw);
-    let (path, above_root, dot_params, empty_dot_dot) = remove_dot_segments(&encoded);
-    if above_root {
+    let resolved = resolve(&encoded, true);
+    if resolved.above_root {
         ambiguity.get_or_insert(Ambiguity::AboveRoot);
     }
-    if dot_params {
+    if resolved.dot_params {
         ambiguity.get_or_insert(Ambiguity::DotSegmentParameters);
     }
-    if empty_dot_dot {
+    if resolved.empty_dot_dot {
         ambiguity.get_or_insert(Ambiguity::EmptySegmentBeforeDotDot);
     }
-    let (alternate, ..) = remove_dot_segments(&permissive_reading(&encoded));
-    let alternate = (alternate != path).then_some(alternate);
+    let mut readings = vec![Reading {
+        path: resolved.path.clone(),
+        how: How::NORMAL,
+    }];
+    add_readings(&mut readings, &encoded, false);
+    if let Some(rest) = strip_authority(raw) {
+        add_readings(&mut readings, &encode(rest).0, true);
+    }
     NormalizedPath {
-        path,
-        alternate,
+        path: resolved.path,
+        readings,
         ambiguity,
     }
+}
+
+/// The path after a leading authority, when the target starts with two of `/` and `\`: the
+/// WHATWG URL parser (`new URL(target, base)`) skips every leading `/` and `\`, reads up to the
+/// next `/` or `\` as the host, and the rest (or `/`) is the path.
+fn strip_authority(raw: &str) -> Option<&str> {
+    let slash = |c: char| c == '/' || c == '\\';
+    let mut chars = raw.chars();
+    if !(chars.next().is_some_and(slash) && chars.next().is_some_and(slash)) {
+        return None;
+    }
+    let host_and_path = raw.trim_start_matches(slash);
+    Some(
+        host_and_path
+            .find(slash)
+            .map_or("/", |at| host_and_path.get(at..).unwrap_or("/")),
+    )
+}
+
+/// Add the readings of `encoded` (the output of [`encode`]) not already in `readings`: as is or
+/// decoded, dot segments resolved or not, slashes merged or not.
+fn add_readings(readings: &mut Vec<Reading>, encoded: &str, authority: bool) {
+    let decoded = decoded_reading(encoded);
+    for (text, decoded) in [(encoded, false), (decoded.as_str(), true)] {
+        for (resolved, merged) in [(true, true), (false, false), (true, false), (false, true)] {
+            let path = match (resolved, merged) {
+                (true, _) => resolve(text, merged).path,
+                (false, false) => text.to_owned(),
+                (false, true) => merge_slashes(text),
+            };
+            if !readings.iter().any(|r| r.path == path) {
+                readings.push(Reading {
+                    path,
+                    how: How {
+                        authority,
+                        decoded,
+                        resolved,
+                        merged,
+                    },
+                });
+            }
+        }
+    }
+}
+
+fn merge_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The first step of normalization: percent-encoded unreserved characters decoded, other
@@ -204,22 +342,46 @@ fn encode(raw: &str) -> (String, Option<Ambiguity>) {
     (encoded, ambiguity)
 }
 
-/// How a permissive server could read the path (before dot segments are resolved): every
-/// escape of a printable ASCII character decoded, repeatedly; `\` read as `/`; `;` parameters
-/// dropped from every segment.
-fn permissive_reading(encoded: &str) -> String {
+/// The printable ASCII character an escape sequence at `bytes[i]` stands for to a lenient
+/// decoder, and its length: `%XX`, overlong UTF-8 for `.`, `/` and `\` (`%C0%AE`), and the
+/// fullwidth forms of those three (`%EF%BC%8E`), which Unicode normalization (NFKC) turns into
+/// them.
+fn lenient_escape_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
+    let first = escape_at(bytes, i)?;
+    if (0x20..0x7f).contains(&first) {
+        return Some((first, 3));
+    }
+    let second = escape_at(bytes, i + 3);
+    match (first, second) {
+        (0xC0, Some(0xAE)) => Some((b'.', 6)),
+        (0xC0, Some(0xAF)) => Some((b'/', 6)),
+        (0xC1, Some(0x9C)) => Some((b'\\', 6)),
+        (0xEF, Some(0xBC)) => match escape_at(bytes, i + 6) {
+            Some(0x8E) => Some((b'.', 9)),
+            Some(0x8F) => Some((b'/', 9)),
+            Some(0xBC) => Some((b'\\', 9)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How a lenient server could read the path (before dot segments are resolved): every escape
+/// of a printable ASCII character (and look-alikes of `.`, `/`, `\`) decoded, repeatedly; `\`
+/// read as `/`; `;` parameters dropped from every segment. Empty segments are kept.
+fn decoded_reading(encoded: &str) -> String {
     let mut current = encoded.to_owned();
     for _ in 0..MAX_DECODE_ROUNDS {
         let bytes = current.as_bytes();
         let mut next = String::with_capacity(current.len());
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
-            match escape_at(bytes, i) {
-                Some(d) if (0x20..0x7f).contains(&d) => {
+            match lenient_escape_at(bytes, i) {
+                Some((d, len)) => {
                     next.push(char::from(d));
-                    i += 3;
+                    i += len;
                 }
-                _ => {
+                None => {
                     next.push(char::from(b));
                     i += 1;
                 }
@@ -231,9 +393,8 @@ fn permissive_reading(encoded: &str) -> String {
             break;
         }
     }
-    // Escapes of bytes outside printable ASCII stay encoded, so the text is ASCII; a decoded
-    // space is encoded again.
-    let slashes = current.replace('\\', "/").replace(' ', "%20");
+    // Escapes of bytes outside printable ASCII stay encoded, so the text is ASCII.
+    let slashes = current.replace('\\', "/");
     let mut out = String::with_capacity(slashes.len() + 1);
     for (i, segment) in slashes.split('/').enumerate() {
         if i > 0 || !segment.is_empty() {
@@ -244,11 +405,20 @@ fn permissive_reading(encoded: &str) -> String {
     out
 }
 
-/// RFC 3986 `remove_dot_segments`, with empty segments collapsed, on a path starting with `/`.
-/// Returns the path, whether a `..` climbed above the root (clamped there), whether a
-/// `.`/`..` segment carried `;` parameters, and whether a `..` followed an empty segment (where
-/// collapsing and RFC 3986 disagree).
-fn remove_dot_segments(path: &str) -> (String, bool, bool, bool) {
+/// A path with its dot segments resolved, and what was unusual about them.
+struct Resolved {
+    path: String,
+    /// A `..` climbed above the root (clamped there).
+    above_root: bool,
+    /// A `.`/`..` segment carried `;` parameters.
+    dot_params: bool,
+    /// A `..` followed an empty segment (where collapsing and RFC 3986 disagree).
+    empty_dot_dot: bool,
+}
+
+/// RFC 3986 `remove_dot_segments` on a path starting with `/`; with `merge`, empty segments
+/// are collapsed as well (a trailing `/` is kept either way).
+fn resolve(path: &str, merge: bool) -> Resolved {
     let mut out: Vec<&str> = Vec::new();
     let mut above_root = false;
     let mut dot_params = false;
@@ -261,6 +431,7 @@ fn remove_dot_segments(path: &str) -> (String, bool, bool, bool) {
         let last = segments.peek().is_none();
         trailing_slash = false;
         match segment {
+            "" if !merge && !last => out.push(""),
             "" | "." => trailing_slash = last,
             ".." => {
                 empty_dot_dot |= previous_empty;
@@ -288,7 +459,12 @@ fn remove_dot_segments(path: &str) -> (String, bool, bool, bool) {
     if trailing_slash || out.is_empty() {
         normalized.push('/');
     }
-    (normalized, above_root, dot_params, empty_dot_dot)
+    Resolved {
+        path: normalized,
+        above_root,
+        dot_params,
+        empty_dot_dot,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +485,9 @@ enum Token {
 pub struct PathGlob {
     text: String,
     tokens: Vec<Token>,
+    /// The tokens with escapes of printable ASCII decoded, when that differs: what decoded
+    /// readings are compared with.
+    decoded: Option<Vec<Token>>,
 }
 
 impl PathGlob {
@@ -362,36 +541,14 @@ impl PathGlob {
         // `encode` decoded unreserved escapes and uppercased the others; `*` and `?` are not
         // escapes, so they survive as written. With no dot or empty segment, this is the
         // pattern's normal form.
-        let bytes = text.as_bytes();
-        let mut tokens = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            match b {
-                b'*' if bytes.get(i + 1) == Some(&b'*') => {
-                    let whole_segment = matches!(bytes.get(i + 2), None | Some(b'/'));
-                    if whole_segment && tokens.last() == Some(&Token::Byte(b'/')) {
-                        tokens.pop();
-                        tokens.push(Token::SlashAnyRun);
-                    } else {
-                        tokens.push(Token::AnyRun);
-                    }
-                    i += 2;
-                }
-                b'*' => {
-                    tokens.push(Token::Star);
-                    i += 1;
-                }
-                b'?' => {
-                    tokens.push(Token::One);
-                    i += 1;
-                }
-                b => {
-                    tokens.push(Token::Byte(b));
-                    i += 1;
-                }
-            }
-        }
-        Ok(Self { text, tokens })
+        let tokens = tokenize(&text, false);
+        let decoded = tokenize(&text, true);
+        let decoded = (decoded != tokens).then_some(decoded);
+        Ok(Self {
+            text,
+            tokens,
+            decoded,
+        })
     }
 
     /// The pattern as it is matched (unreserved escapes decoded).
@@ -401,71 +558,135 @@ impl PathGlob {
 
     /// Whether the (normalized) path matches. Runs in `O(pattern × path)`, no backtracking.
     pub fn matches(&self, path: &str) -> bool {
-        let path = path.as_bytes();
-        let n = path.len();
-        // reach[j]: the first `j` bytes of the path can be consumed by the tokens so far.
-        let mut reach = vec![false; n + 1];
-        if let Some(r) = reach.first_mut() {
-            *r = true;
-        }
-        for token in &self.tokens {
-            let mut next = vec![false; n + 1];
-            match token {
-                Token::Byte(c) => {
-                    for j in 0..n {
-                        if reach.get(j) == Some(&true) && path.get(j) == Some(c) {
-                            set(&mut next, j + 1);
-                        }
-                    }
-                }
-                Token::One => {
-                    for j in 0..n {
-                        if reach.get(j) == Some(&true) && path.get(j).is_some_and(|b| *b != b'/') {
-                            set(&mut next, j + 1);
-                        }
-                    }
-                }
-                Token::Star => {
-                    let mut open = false;
-                    for j in 0..=n {
-                        open |= reach.get(j) == Some(&true);
-                        if open {
-                            set(&mut next, j);
-                        }
-                        if path.get(j) == Some(&b'/') {
-                            open = false;
-                        }
-                    }
-                }
-                Token::AnyRun => {
-                    if let Some(first) = reach.iter().position(|r| *r) {
-                        for r in next.iter_mut().skip(first) {
-                            *r = true;
-                        }
-                    }
-                }
-                Token::SlashAnyRun => {
-                    let mut open = false;
-                    for j in 0..=n {
-                        if reach.get(j) == Some(&true) {
-                            set(&mut next, j);
-                        }
-                        if open {
-                            set(&mut next, j);
-                        }
-                        if reach.get(j) == Some(&true) && path.get(j) == Some(&b'/') {
-                            open = true;
-                        }
-                    }
-                }
-            }
-            reach = next;
-            if !reach.contains(&true) {
-                return false;
-            }
-        }
-        reach.get(n) == Some(&true)
+        run(&self.tokens, path.as_bytes(), false)
     }
+
+    /// Whether a reading of a path matches: a decoded reading is compared with the pattern's
+    /// escapes decoded too (`%2C` matches `,`); with `fold`, ASCII letters match either case.
+    pub fn matches_reading(&self, reading: &Reading, fold: bool) -> bool {
+        let tokens = match &self.decoded {
+            Some(decoded) if reading.how.decoded => decoded,
+            _ => &self.tokens,
+        };
+        run(tokens, reading.path.as_bytes(), fold)
+    }
+}
+
+/// A pattern's tokens; with `decode`, escapes of printable ASCII characters become the
+/// character (a literal, even `*` or `?`), to compare with decoded readings.
+fn tokenize(text: &str, decode: bool) -> Vec<Token> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' if decode => match escape_at(bytes, i) {
+                Some(d) if (0x20..0x7f).contains(&d) => {
+                    tokens.push(Token::Byte(d));
+                    i += 3;
+                }
+                _ => {
+                    tokens.push(Token::Byte(b));
+                    i += 1;
+                }
+            },
+            b'*' if bytes.get(i + 1) == Some(&b'*') => {
+                let whole_segment = matches!(bytes.get(i + 2), None | Some(b'/'));
+                if whole_segment && tokens.last() == Some(&Token::Byte(b'/')) {
+                    tokens.pop();
+                    tokens.push(Token::SlashAnyRun);
+                } else {
+                    tokens.push(Token::AnyRun);
+                }
+                i += 2;
+            }
+            b'*' => {
+                tokens.push(Token::Star);
+                i += 1;
+            }
+            b'?' => {
+                tokens.push(Token::One);
+                i += 1;
+            }
+            b => {
+                tokens.push(Token::Byte(b));
+                i += 1;
+            }
+        }
+    }
+    tokens
+}
+
+/// Match `tokens` against `path` in `O(tokens × path)`, no backtracking.
+fn run(tokens: &[Token], path: &[u8], fold: bool) -> bool {
+    let n = path.len();
+    // reach[j]: the first `j` bytes of the path can be consumed by the tokens so far.
+    let mut reach = vec![false; n + 1];
+    let mut next = vec![false; n + 1];
+    if let Some(r) = reach.first_mut() {
+        *r = true;
+    }
+    for token in tokens {
+        next.fill(false);
+        match token {
+            Token::Byte(c) => {
+                for j in 0..n {
+                    if reach.get(j) == Some(&true)
+                        && path
+                            .get(j)
+                            .is_some_and(|b| b == c || (fold && b.eq_ignore_ascii_case(c)))
+                    {
+                        set(&mut next, j + 1);
+                    }
+                }
+            }
+            Token::One => {
+                for j in 0..n {
+                    if reach.get(j) == Some(&true) && path.get(j).is_some_and(|b| *b != b'/') {
+                        set(&mut next, j + 1);
+                    }
+                }
+            }
+            Token::Star => {
+                let mut open = false;
+                for j in 0..=n {
+                    open |= reach.get(j) == Some(&true);
+                    if open {
+                        set(&mut next, j);
+                    }
+                    if path.get(j) == Some(&b'/') {
+                        open = false;
+                    }
+                }
+            }
+            Token::AnyRun => {
+                if let Some(first) = reach.iter().position(|r| *r) {
+                    for r in next.iter_mut().skip(first) {
+                        *r = true;
+                    }
+                }
+            }
+            Token::SlashAnyRun => {
+                let mut open = false;
+                for j in 0..=n {
+                    if reach.get(j) == Some(&true) {
+                        set(&mut next, j);
+                    }
+                    if open {
+                        set(&mut next, j);
+                    }
+                    if reach.get(j) == Some(&true) && path.get(j) == Some(&b'/') {
+                        open = true;
+                    }
+                }
+            }
+        }
+        std::mem::swap(&mut reach, &mut next);
+        if !reach.contains(&true) {
+            return false;
+        }
+    }
+    reach.get(n) == Some(&true)
 }
 
 fn set(v: &mut [bool], i: usize) {
@@ -578,6 +799,24 @@ mod tests {
         assert_eq!(normalize("/a//b/../c").ambiguity, None);
     }
 
+    /// Every reading's path.
+    fn readings(raw: &str) -> Vec<String> {
+        normalize(raw)
+            .readings
+            .into_iter()
+            .map(|r| r.path)
+            .collect()
+    }
+
+    /// The reading a lenient server makes: decoded, dot segments resolved, slashes merged.
+    fn decoded(raw: &str) -> String {
+        let n = normalize(raw);
+        n.readings
+            .iter()
+            .find(|r| r.how.decoded && r.how.resolved && r.how.merged && !r.how.authority)
+            .map_or(n.path.clone(), |r| r.path.clone())
+    }
+
     #[test]
     fn dot_segments_never_resolve_across_a_query_or_fragment() {
         for raw in [
@@ -585,37 +824,79 @@ mod tests {
             "/admin#/../public/x",
             "/admin?a#/../public",
         ] {
-            let n = normalize(raw);
-            assert_eq!(n.path, "/admin", "{raw}");
-            assert_eq!(n.alternate, None, "{raw}");
+            assert_eq!(readings(raw), ["/admin"], "{raw}");
         }
         assert_eq!(normalize("/ws/room?token=x").path, "/ws/room");
     }
 
     #[test]
-    fn the_alternate_reading_decodes_everything_and_reads_backslash_as_slash() {
-        let n = normalize("/admin%2fsecret");
-        assert_eq!(n.alternate.as_deref(), Some("/admin/secret"));
+    fn the_decoded_reading_decodes_everything_and_reads_backslash_as_slash() {
+        assert_eq!(decoded("/admin%2fsecret"), "/admin/secret");
         let n = normalize("/repos/x%2f..%2f..%2fadmin");
         assert_eq!(n.path, "/repos/x%2F..%2F..%2Fadmin");
-        assert_eq!(n.alternate.as_deref(), Some("/admin"));
-        let n = normalize("/repos\\..\\admin");
-        assert_eq!(n.alternate.as_deref(), Some("/admin"));
-        let n = normalize("/repos/%252e%252e/admin");
-        assert_eq!(n.alternate.as_deref(), Some("/admin"));
-        let n = normalize("/a%2520b");
-        assert_eq!(n.alternate.as_deref(), Some("/a%20b"));
-        assert_eq!(normalize("/a/b").alternate, None);
-        assert_eq!(
-            normalize("/secret;v=1/x").alternate.as_deref(),
-            Some("/secret/x")
+        assert_eq!(decoded("/repos/x%2f..%2f..%2fadmin"), "/admin");
+        assert_eq!(decoded("/repos\\..\\admin"), "/admin");
+        assert_eq!(decoded("/repos/%252e%252e/admin"), "/admin");
+        assert_eq!(decoded("/a%2520b"), "/a b");
+        assert_eq!(decoded("/secret;v=1/x"), "/secret/x");
+        assert_eq!(decoded("/repos/..;/admin"), "/admin");
+        assert_eq!(decoded("/a%20b%3Bc"), "/a b");
+        assert_eq!(decoded("/x/%c0%ae%C0%AE/admin"), "/admin");
+        assert_eq!(decoded("/x/%ef%bc%8e%ef%bc%8e%ef%bc%8fadmin"), "/admin");
+        assert_eq!(readings("/a/b"), ["/a/b"]);
+        assert_eq!(readings("/.."), ["/", "/.."]);
+    }
+
+    #[test]
+    fn routers_read_dot_segments_as_sent() {
+        let r = readings("/admin/../public/x");
+        assert_eq!(r[0], "/public/x");
+        assert!(r.contains(&"/admin/../public/x".to_owned()), "{r:?}");
+        let r = readings("/admin/%2e%2E/public/x");
+        assert!(r.contains(&"/admin/../public/x".to_owned()), "{r:?}");
+        let r = readings("/admin/.%2E/public/x");
+        assert!(r.contains(&"/admin/../public/x".to_owned()), "{r:?}");
+    }
+
+    #[test]
+    fn empty_segments_are_kept_or_merged() {
+        let r = readings("/a//b/../c");
+        assert_eq!(r[0], "/a/c");
+        for want in ["/a//b/../c", "/a//c", "/a/b/../c"] {
+            assert!(r.contains(&want.to_owned()), "{want} in {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_leading_double_slash_is_read_as_an_authority() {
+        for (raw, want) in [
+            ("//public/admin/secret", "/admin/secret"),
+            ("///public/admin/secret", "/admin/secret"),
+            ("/\\public/admin/secret", "/admin/secret"),
+            ("//public", "/"),
+            ("//public/%2e%2e/admin", "/admin"),
+        ] {
+            let n = normalize(raw);
+            assert!(
+                n.readings.iter().any(|r| r.path == want),
+                "{raw}: {:?}",
+                n.readings
+            );
+            assert!(n.readings.iter().any(|r| r.how.authority), "{raw}");
+        }
+        assert!(
+            !normalize("/public//admin")
+                .readings
+                .iter()
+                .any(|r| r.how.authority)
         );
-        assert_eq!(
-            normalize("/repos/..;/admin").alternate.as_deref(),
-            Some("/admin")
-        );
-        assert_eq!(normalize("/a%20b%3Bc").alternate.as_deref(), Some("/a%20b"));
-        assert_eq!(normalize("/..").alternate, None, "the same as `path`");
+    }
+
+    #[test]
+    fn plain_paths_have_one_reading() {
+        for p in ["/", "/a", "/a/", "/repos/a/b", "/a-b_c.d~e", "/a.b/..c"] {
+            assert_eq!(readings(p), [p], "{p}");
+        }
     }
 
     #[test]

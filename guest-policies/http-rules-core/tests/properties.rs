@@ -111,8 +111,12 @@ proptest! {
         prop_assert!(n.path.is_ascii());
         prop_assert!(!n.path.contains("//"), "{:?} -> {}", raw, n.path);
         prop_assert!(!n.path.split('/').any(|s| s == "." || s == ".."), "{:?} -> {}", raw, n.path);
-        if let Some(alt) = &n.alternate {
-            prop_assert!(alt.starts_with('/') && alt.is_ascii() && !alt.contains("//"));
+        prop_assert_eq!(&n.readings[0].path, &n.path);
+        for r in &n.readings {
+            prop_assert!(r.path.starts_with('/') && r.path.is_ascii(), "{:?} -> {:?}", raw, r);
+            if r.how.merged {
+                prop_assert!(!r.path.contains("//"), "{:?} -> {:?}", raw, r);
+            }
         }
     }
 
