@@ -72,15 +72,14 @@ RULES_DEFAULT_ALLOW = {
 
 
 def traversal_targets():
-    starts = ["/public", "/public/x", "/api/v1/users", "/api/v1/users/me", "/admin",
-              "/api/v1/admin", "/ADMIN", "/Admin", "/PUBLIC", "/x", ""]
+    starts = ["/public", "/public/x", "/api/v1/users", "/admin", "/api/v1/admin", "/ADMIN", ""]
     dots = ["..", "%2e%2e", "%2E%2E", ".%2e", "%2e.", ".%2E", "%252e%252e", "%25%32%65%25%32%65",
             "..;", "..;x=1", "..%3b", "%2e%2e;", "..%00", "%c0%ae%c0%ae", "%ef%bc%8e%ef%bc%8e",
             "\uff0e\uff0e", "...", "..%20", "..%09", ".", "%2e"]
     seps = ["/", "\\", "%2f", "%2F", "%5c", "%5C", "//", "/./", "/;/", ";/", "%252f", "%c0%af",
             "%ef%bc%8f"]
     dests = ["admin/secret", "public/x", "api/v1/admin/secret", "api/v1/users/me", "ADMIN/secret",
-             "%61dmin/secret", "admin%2fsecret", "admin/", "admin", "public/../admin/secret"]
+             "%61dmin/secret", "admin/", "public/../admin/secret"]
     out = set()
     for start in starts:
         for dot in dots:
@@ -88,7 +87,7 @@ def traversal_targets():
                 out.add(f"{start}/{dot}/{dest}")
     rng = random.Random(15)
     product = [(s, d, p, t) for s in starts for d in dots for p in seps for t in dests]
-    for start, dot, sep, dest in rng.sample(product, 1500):
+    for start, dot, sep, dest in rng.sample(product, 700):
         out.add(f"{start}{sep}{dot}{sep}{dest}")
     for start in ["/public", "/public/x", "/admin", "/api/v1/users/me"]:
         for dot in ["..", "%2e%2e", "..;", "%252e%252e"]:

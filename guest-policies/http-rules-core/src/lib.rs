@@ -613,21 +613,14 @@ impl Subject<'_> {
     }
 }
 
-/// A `deny` or `ask` glob against a reading: case-insensitive, and a trailing `/` optional.
+/// A `deny` or `ask` glob against a reading: case-insensitive, either spelling of the
+/// pattern's escapes, and a trailing `/` optional.
 fn loose_match(glob: &PathGlob, reading: &Reading) -> bool {
-    if glob.matches_reading(reading, true) {
-        return true;
-    }
-    match reading.path.strip_suffix('/') {
-        Some(trimmed) if !trimmed.is_empty() => glob.matches_reading(
-            &Reading {
-                path: trimmed.to_owned(),
-                how: reading.how,
-            },
-            true,
-        ),
-        _ => false,
-    }
+    let path = reading.path.as_str();
+    glob.matches_loosely(path)
+        || path
+            .strip_suffix('/')
+            .is_some_and(|trimmed| !trimmed.is_empty() && glob.matches_loosely(trimmed))
 }
 
 /// Whether an `allow` rule's paths match one reading (exactly, case-sensitive).
@@ -1289,5 +1282,125 @@ mod tests {
             "GET http://h:8080/b/../a (normalized to `/a`) matches deny rule `r` when read as \
              `/b/../a` (as sent, the way routers that match it without resolving dot segments read it)"
         );
+    }
+
+    #[test]
+    fn reasons_never_repeat_a_long_path_whole() {
+        let p = policy(json!({"requests": [
+            {"id": "pub", "verdict": "allow", "paths": ["/public/**"]},
+            {"id": "adm", "verdict": "deny", "paths": ["/admin/**"]},
+        ]}));
+        let long = "/public/".to_owned() + &"abcdefgh/".repeat(60 * 1024 / 9);
+        let cases = [
+            (long.clone(), Verdict::Allow, "pub"),
+            (format!("/admin/..{long}"), Verdict::Deny, "adm"),
+            (format!("/x{long}"), Verdict::Deny, DEFAULT_RULE),
+            (format!("{long}%2F"), Verdict::Deny, AMBIGUOUS_PATH_RULE),
+            (format!("/x/..{long}"), Verdict::Deny, AMBIGUOUS_PATH_RULE),
+        ];
+        for (path, verdict, rule) in cases {
+            let e = get(&p, "h", &path);
+            assert_eq!(
+                (e.verdict, e.rule.as_str()),
+                (verdict, rule),
+                "{}",
+                e.reason
+            );
+            assert!(
+                e.reason.len() < 2048,
+                "{} bytes: {}",
+                e.reason.len(),
+                e.reason
+            );
+            assert!(e.reason.contains("bytes cut...]"), "{}", e.reason);
+        }
+        let e = get(&p, "h", "/public/short");
+        assert!(!e.reason.contains("cut"), "{}", e.reason);
+    }
+
+    #[test]
+    fn readings_that_disagree_across_allow_and_deny_are_denied() {
+        for default in ["deny", "ask"] {
+            let p = policy(json!({"default": default, "requests": [
+                {"id": "pub", "verdict": "allow", "paths": ["/public/**"]},
+            ]}));
+            let e = get(&p, "h", "/x/../public/y");
+            assert_eq!(
+                (e.verdict, e.rule.as_str()),
+                (Verdict::Deny, AMBIGUOUS_PATH_RULE),
+                "{default}"
+            );
+            assert!(
+                e.reason.contains("servers read its path differently")
+                    && e.reason
+                        .contains("`/public/y` (normalized) matches allow rule `pub`")
+                    && e.reason.contains("`/x/../public/y` (as sent"),
+                "{}",
+                e.reason
+            );
+        }
+        // With `allow` as the default, every reading is allowed one way or another.
+        let p = policy(json!({"default": "allow", "requests": [
+            {"id": "pub", "verdict": "allow", "paths": ["/public/**"]},
+        ]}));
+        assert_eq!(get(&p, "h", "/x/../public/y").verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn each_reading_may_be_allowed_by_a_different_rule() {
+        let p = policy(json!({"requests": [
+            {"id": "docs", "verdict": "allow", "paths": ["/docs/**"]},
+            {"id": "pub", "verdict": "allow", "paths": ["/public/**"]},
+        ]}));
+        let e = get(&p, "h", "/docs/a/../../public/y");
+        assert_eq!(
+            (e.verdict, e.rule.as_str()),
+            (Verdict::Allow, "pub"),
+            "{}",
+            e.reason
+        );
+    }
+
+    #[test]
+    fn deny_rules_ignore_case_and_a_trailing_slash_allow_rules_do_not() {
+        let p = policy(json!({"default": "allow", "requests": [
+            {"id": "adm", "verdict": "deny", "paths": ["/admin", "/Secret/**"]},
+        ]}));
+        for path in ["/ADMIN", "/admin/", "/Admin/", "/secret/x", "/SECRET"] {
+            assert_eq!(get(&p, "h", path).rule, "adm", "{path}");
+        }
+        assert_eq!(get(&p, "h", "/administrator").rule, DEFAULT_RULE);
+        let p = policy(
+            json!({"requests": [{"id": "pub", "verdict": "allow", "paths": ["/public/**"]}]}),
+        );
+        assert_eq!(get(&p, "h", "/Public/x").verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn escaped_characters_in_deny_patterns_match_their_decoded_spelling() {
+        let p = policy(json!({"default": "allow", "requests": [
+            {"id": "comma", "verdict": "deny", "paths": ["/a%2Cb/**"]},
+        ]}));
+        for path in ["/a%2cb/x", "/a,b/x"] {
+            assert_eq!(get(&p, "h", path).rule, "comma", "{path}");
+        }
+    }
+
+    #[test]
+    fn upgrades_are_judged_on_every_reading_too() {
+        let p = policy(json!({"upgrade": [
+            {"id": "ws", "verdict": "allow", "paths": ["/ws/**"]},
+            {"id": "no-admin", "verdict": "deny", "paths": ["/admin/**"]},
+        ]}));
+        let up = |path| {
+            p.evaluate(&Request::Upgrade(Upgrade {
+                host: "h",
+                path,
+                protocol: "websocket",
+            }))
+        };
+        assert_eq!(up("/admin/../ws/x").rule, "no-admin");
+        assert_eq!(up("//ws/admin/x").rule, "no-admin");
+        assert_eq!(up("/ws/room?x=/../../admin").rule, "ws");
     }
 }

@@ -570,6 +570,16 @@ impl PathGlob {
         };
         run(tokens, reading.path.as_bytes(), fold)
     }
+
+    /// Whether any spelling of the pattern matches a path, ignoring case: escapes as written
+    /// or decoded (`%2C` matches `%2C` and `,`). What `deny` and `ask` rules use.
+    pub fn matches_loosely(&self, path: &str) -> bool {
+        run(&self.tokens, path.as_bytes(), true)
+            || self
+                .decoded
+                .as_ref()
+                .is_some_and(|d| run(d, path.as_bytes(), true))
+    }
 }
 
 /// A pattern's tokens; with `decode`, escapes of printable ASCII characters become the
