@@ -1,8 +1,9 @@
 //! The http-rules path normalization and matcher. Two properties:
 //! - any method, host and path is decided without a panic;
 //! - a denied path (`/admin/secret`) respelled by the fuzzer's choice of dot segments, doubled
-//!   slashes, backslashes, percent-encoding (single and double, either hex case) and `;params`
-//!   is never allowed, though everything else is allowed by default.
+//!   slashes, backslashes, percent-encoding (single and double, either hex case), `;params`,
+//!   letter case (Express routes ignore it) and a leading `//NAME` (which `new URL()` reads as a
+//!   host) is never allowed, though everything else is allowed by default.
 #![no_main]
 
 use http_rules_core::{HttpRequest, Policy, Request, Verdict};
@@ -37,7 +38,7 @@ fn decide(method: &str, host: &str, path: &str) -> Verdict {
 fn respell(segments: &mut Vec<String>, b: u8, at: usize) {
     let at = at % (segments.len() + 1);
     let last = segments.len().saturating_sub(1);
-    match b % 9 {
+    match b % 10 {
         0 => segments.insert(at, ".".into()),
         1 => {
             segments.insert(at, "..".into());
@@ -56,7 +57,7 @@ fn respell(segments: &mut Vec<String>, b: u8, at: usize) {
             };
             let hex = format!("{:02x}", c as u32);
             let hex = if b & 8 == 0 { hex } else { hex.to_uppercase() };
-            let spelled = if b % 9 == 5 {
+            let spelled = if b % 10 == 5 {
                 format!("%25{hex}")
             } else {
                 format!("%{hex}")
@@ -69,6 +70,11 @@ fn respell(segments: &mut Vec<String>, b: u8, at: usize) {
             }
         }
         7 => segments.insert(at, "%2e".into()),
+        8 => {
+            if let Some(seg) = segments.get_mut(at.min(last)) {
+                *seg = seg.to_ascii_uppercase();
+            }
+        }
         _ => {
             segments.insert(at, "%2E%2E".into());
             segments.insert(at, "x".into());
@@ -96,9 +102,11 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let joined = segments.join("/");
+    // Also behind a leading `//x`, which `new URL()` reads as a host (the rest is the path).
     for path in [
         format!("/{joined}"),
         format!("/{}", joined.replace('/', "\\")),
+        format!("//x/{joined}"),
     ] {
         assert_ne!(
             decide("GET", "example.com", &path),
