@@ -243,8 +243,19 @@ fn strip_authority(raw: &str) -> Option<&str> {
 fn add_readings(readings: &mut Vec<Reading>, encoded: &str, authority: bool) {
     let decoded = decoded_reading(encoded);
     for (text, decoded) in [(encoded, false), (decoded.as_str(), true)] {
-        for (resolved, merged) in [(true, true), (false, false), (true, false), (false, true)] {
+        if decoded && text == encoded {
+            continue;
+        }
+        // Without `/.` or `//` there is nothing to resolve or merge: one reading, not four.
+        let trivial = !text.contains("/.") && !text.contains("//");
+        let combinations: &[(bool, bool)] = if trivial {
+            &[(true, true)]
+        } else {
+            &[(true, true), (false, false), (true, false), (false, true)]
+        };
+        for &(resolved, merged) in combinations {
             let path = match (resolved, merged) {
+                _ if trivial => text.to_owned(),
                 (true, _) => resolve(text, merged).path,
                 (false, false) => text.to_owned(),
                 (false, true) => merge_slashes(text),
@@ -370,6 +381,9 @@ fn lenient_escape_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
 /// of a printable ASCII character (and look-alikes of `.`, `/`, `\`) decoded, repeatedly; `\`
 /// read as `/`; `;` parameters dropped from every segment. Empty segments are kept.
 fn decoded_reading(encoded: &str) -> String {
+    if !encoded.contains(['%', '\\', ';']) {
+        return encoded.to_owned();
+    }
     let mut current = encoded.to_owned();
     for _ in 0..MAX_DECODE_ROUNDS {
         let bytes = current.as_bytes();
