@@ -652,6 +652,7 @@ def main():
             failures.append(f"[{rules_name}] native says {nv}, wasm says {wv} for {t!r}: {why}")
 
     results["reaching_denied"] = len(reaching)
+    results["reached"] = {t: reached[t] for t in reaching}
     results["reaching_denied_by_server"] = {
         n: sum(n in reached[t] for t in targets) for n, _, _ in servers.endpoints}
     results["seconds"] = round(time.monotonic() - started, 1)
