@@ -817,8 +817,11 @@ impl Policy {
                         }
                     }
                     match (matched, unmatched) {
-                        // Every reading is allowed; the rule that allows the normal form decides.
-                        (Some((rule, _)), None) => {
+                        // Every reading is allowed (those no rule allows by an `allow`
+                        // default); the rule that allows the normal form decides.
+                        (Some((rule, 0)), None) | (Some((rule, 0)), Some(_))
+                            if unmatched.is_none() || self.default == Verdict::Allow =>
+                        {
                             let reason = format!(
                                 "{} matches allow rule `{}`",
                                 subject.description,
@@ -1343,7 +1346,13 @@ mod tests {
         let p = policy(json!({"default": "allow", "requests": [
             {"id": "pub", "verdict": "allow", "paths": ["/public/**"]},
         ]}));
-        assert_eq!(get(&p, "h", "/x/../public/y").verdict, Verdict::Allow);
+        let e = get(&p, "h", "/x/../public/y");
+        assert_eq!(
+            (e.verdict, e.rule.as_str()),
+            (Verdict::Allow, "pub"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
