@@ -331,6 +331,7 @@ impl PolicyHost {
                 let lifetime = decision
                     .approval_timeout_ms
                     .map_or(self.inner.token_ttl_ms, |t| t.min(self.inner.token_ttl_ms));
+                let suggestions = DecideResponse::suggestions_from(decision.suggestions);
                 let token = Token {
                     id: uuid::Uuid::new_v4().to_string(),
                     state: TokenState::Pending,
@@ -349,16 +350,21 @@ impl PolicyHost {
                         risk: Some(decision.risk),
                         policy_refs: decision.policy_refs,
                         chain_digest: Some(chain.chain_digest().to_owned()),
-                        suggestions: Vec::new(),
+                        // Operators see these in `list`/`show`; a rule quotes the command, so
+                        // it is masked like the summary.
+                        suggestions: suggestions
+                            .iter()
+                            .map(|group| {
+                                group
+                                    .iter()
+                                    .map(|s| crate::wire::WireSuggestion {
+                                        rule: crate::redact::text(&s.rule),
+                                        label: crate::redact::text(&s.label),
+                                    })
+                                    .collect()
+                            })
+                            .collect(),
                     },
-                };
-                let suggestions = DecideResponse::suggestions_from(decision.suggestions);
-                let token = Token {
-                    approval: ApprovalInfo {
-                        suggestions: suggestions.clone(),
-                        ..token.approval
-                    },
-                    ..token
                 };
                 let id = token.id.clone();
                 if let Err(e) = self.inner.store.insert(token).await {

@@ -457,6 +457,10 @@ async fn network_tokens(store: &Arc<dyn TokenStore>) {
                 rule: Some("gh-write".into()),
             }],
             chain_digest: Some("sha256:11".into()),
+            suggestions: vec![vec![gavel_host::wire::WireSuggestion {
+                rule: "run_command(gh pr create *)".into(),
+                label: "gh pr create *".into(),
+            }]],
         };
         store.insert(t.clone()).await.unwrap();
         assert_eq!(store.get(&t.id, 20).await.unwrap(), Some(t.clone()));
