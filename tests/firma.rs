@@ -1104,7 +1104,8 @@ fn gavel_token_sends_the_management_token() {
     let issue = || pending_token(&launch(&socket, &Exec::handler_fixture()));
     let gavel_token = |args: &[&str], env: Option<&str>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"));
-        cmd.arg("token").args(args).arg("--socket").arg(&socket);
+        // `--socket` belongs to `gavel token` itself, before the subcommand.
+        cmd.arg("token").arg("--socket").arg(&socket).args(args);
         cmd.env_remove("GAVEL_MANAGEMENT_TOKEN")
             .env_remove("GAVEL_SOCKET");
         if let Some(e) = env {
