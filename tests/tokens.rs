@@ -217,23 +217,30 @@ async fn management_table() {
     );
     assert_eq!(h.manage(revoke, &t).await.outcome, Outcome::AlreadyConsumed);
 
-    // pending and approved past expiry: both -> expired, and the token stays expired.
+    // pending past expiry: both -> expired. approved past expiry: approve -> ok (firma: no
+    // expiry check on an idempotent approve), revoke -> expired, and it stays expired.
     let pending = h.issue(&req).await;
     let approved = h.issue(&req).await;
     assert_eq!(h.manage(approve, &approved).await.outcome, Outcome::Ok);
     h.clock.advance(300_000);
     assert_eq!(h.manage(approve, &pending).await.outcome, Outcome::Expired);
     assert_eq!(h.manage(revoke, &pending).await.outcome, Outcome::Expired);
+    assert_eq!(h.manage(approve, &approved).await.outcome, Outcome::Ok);
     assert_eq!(h.manage(revoke, &approved).await.outcome, Outcome::Expired);
     assert_eq!(h.manage(approve, &approved).await.outcome, Outcome::Expired);
 
-    // unknown id: not_found; missing token_id or another management action: unsupported.
+    // unknown or empty id: not_found; another local.exec.* action: an unknown action.
     assert_eq!(h.manage(approve, "nope").await.outcome, Outcome::NotFound);
     assert_eq!(h.manage(revoke, "nope").await.outcome, Outcome::NotFound);
+    let empty = h.manage(revoke, "").await;
     assert_eq!(
-        h.manage("local.exec.extend", "x").await.outcome,
-        Outcome::UnsupportedAction
+        (empty.outcome, empty.reason.as_deref()),
+        (Outcome::NotFound, Some("token not found"))
     );
+    let unknown = h
+        .decide(&json!({"action": "local.exec.extend", "token_id": "x"}))
+        .await;
+    assert_eq!(denied(&unknown), "unknown action 'local.exec.extend'");
 }
 
 /// 64 threads retry one approved token at once: exactly one is allowed.

@@ -24,6 +24,14 @@ pub struct HostConfig {
     /// UIDs besides the server's own admitted on the management socket.
     #[serde(default)]
     pub management_uids: Vec<u32>,
+    /// When set, approve, revoke, list and show must carry this secret in their
+    /// `management_token` field (newer firma clients send it); `Debug` never shows it.
+    #[serde(default)]
+    pub management_token: Option<crate::auth::ManagementToken>,
+    /// As `management_token`, read from this file (trailing newlines dropped) once, when the
+    /// host is built; a reload does not re-read it.
+    #[serde(default)]
+    pub management_token_file: Option<PathBuf>,
     /// Connections served at once per socket; more wait to be accepted.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
@@ -85,6 +93,8 @@ impl Default for HostConfig {
             socket: None,
             management_socket: None,
             management_uids: Vec::new(),
+            management_token: None,
+            management_token_file: None,
             max_connections: defaults::max_connections(),
             idle_timeout_ms: defaults::idle_timeout_ms(),
             audit_log: None,
@@ -455,6 +465,7 @@ impl HostConfig {
             &mut self.cache_dir,
             &mut self.socket,
             &mut self.management_socket,
+            &mut self.management_token_file,
             &mut self.audit_log,
             &mut self.store.path,
         ]
@@ -560,10 +571,44 @@ impl HostConfig {
                 "`socket` and `management_socket` must be different paths".into(),
             ));
         }
+        if self.management_token.is_some() && self.management_token_file.is_some() {
+            return Err(Error::Config(
+                "set `management_token` or `management_token_file`, not both".into(),
+            ));
+        }
+        if self.management_token.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(Error::Config("`management_token` is empty".into()));
+        }
         if self.limits.max_uses == 0 {
             return Err(Error::Config("`limits.max_uses` must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// The management token in force: `management_token`, or the contents of
+    /// `management_token_file` with trailing newlines dropped. Errors name the file, never
+    /// its contents.
+    pub fn resolve_management_token(&self) -> Result<Option<crate::auth::ManagementToken>, Error> {
+        if let Some(token) = &self.management_token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.management_token_file else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(read_file(path)?).map_err(|_| {
+            Error::Config(format!(
+                "`management_token_file` `{}` is not UTF-8 text",
+                path.display()
+            ))
+        })?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        if secret.is_empty() {
+            return Err(Error::Config(format!(
+                "`management_token_file` `{}` is empty",
+                path.display()
+            )));
+        }
+        Ok(Some(crate::auth::ManagementToken::new(secret)))
     }
 
     pub(crate) fn engine_options(&self) -> EngineOptions {

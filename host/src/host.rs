@@ -20,7 +20,7 @@ use crate::tokens::{
 };
 use crate::wire::{
     ApprovalRecord, DecideRequest, DecideResponse, ManageRequest, ManageResponse, Query,
-    QueryResponse, Request, Response, WireDecision,
+    QueryRequest, QueryResponse, Request, Response, WireDecision,
 };
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -47,6 +47,8 @@ struct Inner {
     expected_sandbox_id: Option<String>,
     /// Replace arguments by a count in audit records and approval records.
     redact_args: bool,
+    /// The secret approve, revoke, list and show must carry, when configured (read once).
+    management_token: Option<crate::auth::ManagementToken>,
 }
 
 /// Who sent a request, when the transport knows.
@@ -90,6 +92,7 @@ impl HostBuilder<'_> {
         config.validate()?;
         let runtime = Arc::new(Runtime::new(&config.engine_options()).map_err(Error::Engine)?);
         let chain = Chain::load(&runtime, config)?;
+        let management_token = config.resolve_management_token()?;
         Ok(PolicyHost {
             inner: Arc::new(Inner {
                 runtime,
@@ -105,6 +108,7 @@ impl HostBuilder<'_> {
                 retry_after_ms: config.retry_after_ms,
                 expected_sandbox_id: config.expected_sandbox_id.clone(),
                 redact_args: config.audit_redact_args,
+                management_token,
             }),
         })
     }
@@ -198,7 +202,7 @@ impl PolicyHost {
         match crate::wire::parse_request(line) {
             Ok(Request::Decide(r)) => Response::Decide(self.decide_as_peer(&r, operator).await),
             Ok(Request::Manage(r)) => Response::Manage(self.manage(&r, operator).await),
-            Ok(Request::Query(q)) => Response::Query(Box::new(self.query(&q).await)),
+            Ok(Request::Query(q)) => Response::Query(Box::new(self.query_as(&q, operator).await)),
             Err(e) => e.response_to(line),
         }
     }
@@ -242,6 +246,10 @@ impl PolicyHost {
         if let Some(code) = code {
             response.attach_denial(request.action.kind(), Some(&request.action), code);
         }
+        if matches!(request.action, Action::LocalExec(_)) {
+            // firma-run rejects any field beyond its four, and would fail closed.
+            response.keep_contract_fields();
+        }
         let verdict = match response.decision {
             WireDecision::Allow => "allow",
             WireDecision::Deny => "deny",
@@ -282,8 +290,9 @@ impl PolicyHost {
             None => self.decide_fresh(action, chain).await,
             Some(token_id) => {
                 let fingerprint = action.fingerprint();
+                // Exact, as firma compares: uppercase hex is a mismatch.
                 if let Some(client) = &request.request_fingerprint
-                    && !client.eq_ignore_ascii_case(&fingerprint)
+                    && *client != fingerprint
                 {
                     let reason = "fingerprint mismatch: the request_fingerprint sent does not match the request";
                     return (
@@ -322,6 +331,7 @@ impl PolicyHost {
                 let lifetime = decision
                     .approval_timeout_ms
                     .map_or(self.inner.token_ttl_ms, |t| t.min(self.inner.token_ttl_ms));
+                let suggestions = DecideResponse::suggestions_from(decision.suggestions);
                 let token = Token {
                     id: uuid::Uuid::new_v4().to_string(),
                     state: TokenState::Pending,
@@ -340,6 +350,20 @@ impl PolicyHost {
                         risk: Some(decision.risk),
                         policy_refs: decision.policy_refs,
                         chain_digest: Some(chain.chain_digest().to_owned()),
+                        // Operators see these in `list`/`show`; a rule quotes the command, so
+                        // it is masked like the summary.
+                        suggestions: suggestions
+                            .iter()
+                            .map(|group| {
+                                group
+                                    .iter()
+                                    .map(|s| crate::wire::WireSuggestion {
+                                        rule: crate::redact::text(&s.rule),
+                                        label: crate::redact::text(&s.label),
+                                    })
+                                    .collect()
+                            })
+                            .collect(),
                     },
                 };
                 let id = token.id.clone();
@@ -355,7 +379,7 @@ impl PolicyHost {
                 DecideResponse {
                     approval_token: Some(id),
                     retry_after_ms: Some(self.inner.retry_after_ms),
-                    suggestions: DecideResponse::suggestions_from(decision.suggestions),
+                    suggestions,
                     ..DecideResponse::new(WireDecision::PendingHitl, decision.reason)
                 }
             }
@@ -464,6 +488,15 @@ impl PolicyHost {
         request: &ManageRequest,
         operator: Operator,
     ) -> (ManageResponse, Option<&'static str>) {
+        if let Err(refusal) = crate::auth::check(
+            self.inner.management_token.as_ref(),
+            request.management_token.as_ref(),
+        ) {
+            return (
+                ManageResponse::new(Outcome::Unauthorized, refusal.reason()),
+                None,
+            );
+        }
         let id = &request.token_id;
         let now = self.inner.clock.now_ms();
         let store = &self.inner.store;
@@ -471,7 +504,10 @@ impl PolicyHost {
             Ok(Some(token)) => token,
             Ok(None) => {
                 return (
-                    ManageResponse::new(Outcome::NotFound, format!("token `{id}` not found")),
+                    ManageResponse {
+                        outcome: Outcome::NotFound,
+                        reason: outcome_reason(Outcome::NotFound, id),
+                    },
                     None,
                 );
             }
@@ -509,7 +545,54 @@ impl PolicyHost {
         }
     }
 
-    /// Answer `local.exec.list` or `local.exec.show`.
+    /// Answer `local.exec.list` or `local.exec.show` as sent over a socket: when a management
+    /// token is configured, a request without the right one is refused and audited.
+    pub async fn query_as(&self, request: &QueryRequest, operator: Operator) -> QueryResponse {
+        let Err(refusal) = crate::auth::check(
+            self.inner.management_token.as_ref(),
+            request.management_token.as_ref(),
+        ) else {
+            return self.query(&request.query).await;
+        };
+        let (action, token_id) = match &request.query {
+            Query::List => ("local.exec.list", None),
+            Query::Show(id) => ("local.exec.show", Some(id.clone())),
+        };
+        let mut response = QueryResponse {
+            outcome: Outcome::Unauthorized,
+            reason: Some(refusal.reason().to_owned()),
+            tokens: None,
+            token: None,
+        };
+        if let Some(audit) = &self.inner.audit {
+            let record = AuditRecord {
+                time_ms: self.inner.clock.now_ms(),
+                id: uuid::Uuid::new_v4().to_string(),
+                action: action.into(),
+                verdict: outcome_name(Outcome::Unauthorized).into(),
+                reason: response.reason.clone(),
+                policies: self.chain().digests().to_vec(),
+                token_id,
+                peer_uid: operator.uid,
+                ..AuditRecord::default()
+            };
+            if let Err(e) = audit.record(&record).await
+                && audit.mode() == AuditFailure::Deny
+            {
+                response.outcome = Outcome::Denied;
+                response.reason = Some(format!(
+                    "the refusal could not be audited ({e}); the request was unauthorized"
+                ));
+            }
+        }
+        self.inner
+            .metrics
+            .management(action, outcome_name(response.outcome));
+        response
+    }
+
+    /// Answer `local.exec.list` or `local.exec.show` for an in-process caller (no management
+    /// token is asked for: the caller already holds the host).
     pub async fn query(&self, query: &Query) -> QueryResponse {
         let now = self.inner.clock.now_ms();
         let chain = self.chain();
@@ -540,7 +623,7 @@ impl PolicyHost {
                 },
                 Ok(None) => QueryResponse {
                     outcome: Outcome::NotFound,
-                    reason: Some(format!("token `{id}` not found")),
+                    reason: outcome_reason(Outcome::NotFound, id),
                     tokens: None,
                     token: None,
                 },
@@ -550,14 +633,16 @@ impl PolicyHost {
     }
 
     fn record(&self, t: &Token, now: u64, current_chain: &str) -> ApprovalRecord {
-        let allowed: &[&str] = match t.state {
+        // A store does not mark a lapsed token on read; show it as what it is now.
+        let state = t.state_at(now);
+        let allowed: &[&str] = match state {
             TokenState::Pending => &["approve", "revoke"],
             TokenState::Approved => &["revoke"],
             _ => &[],
         };
         ApprovalRecord {
             token_id: t.id.clone(),
-            state: t.state,
+            state,
             created_at_ms: t.created_at_ms,
             expires_at_ms: t.expires_at_ms,
             timeout_ms: t.expires_at_ms.saturating_sub(t.created_at_ms),
@@ -585,6 +670,7 @@ impl PolicyHost {
             policy_refs: t.approval.policy_refs.clone(),
             chain_digest: t.approval.chain_digest.clone(),
             chain_current: t.approval.chain_digest.as_deref() == Some(current_chain),
+            suggestions: t.approval.suggestions.clone(),
         }
     }
 
@@ -670,6 +756,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::AlreadyRevoked => "already_revoked",
         Outcome::Expired => "expired",
         Outcome::UnsupportedAction => "unsupported_action",
+        Outcome::Unauthorized => "unauthorized",
         Outcome::Denied => "denied",
     }
 }
@@ -677,10 +764,12 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 fn outcome_reason(outcome: Outcome, id: &str) -> Option<String> {
     match outcome {
         Outcome::Ok => None,
+        // firma's words for an empty id, which names nothing to quote.
+        Outcome::NotFound if id.is_empty() => Some("token not found".into()),
         Outcome::NotFound => Some(format!("token `{id}` not found")),
         Outcome::AlreadyConsumed => Some(format!("token `{id}` was already consumed")),
         Outcome::AlreadyRevoked => Some(format!("token `{id}` was revoked")),
         Outcome::Expired => Some(format!("token `{id}` expired")),
-        Outcome::UnsupportedAction | Outcome::Denied => None,
+        Outcome::UnsupportedAction | Outcome::Unauthorized | Outcome::Denied => None,
     }
 }

@@ -28,6 +28,7 @@
 
 mod action;
 pub mod audit;
+mod auth;
 mod bindings;
 mod builtin;
 mod chain;
@@ -52,6 +53,7 @@ pub mod tokens;
 pub mod wire;
 
 pub use action::{Action, Connect, Header, HttpRequest, LocalExec, ToolCall, Upgrade};
+pub use auth::ManagementToken;
 pub use builtin::{builtin_component, builtin_names};
 pub use chain::{ChainDecision, PolicyInfo, PolicyRef};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -272,7 +272,9 @@ impl Connection {
                 Ok(Ok(Line::Complete(line))) => line,
             };
             if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+                // firma closes on a blank line at once; so do we, rather than wait out the
+                // idle timeout.
+                return;
             }
             let mut out = self.answer(&line).await.to_line();
             out.push('\n');
@@ -312,7 +314,9 @@ impl Connection {
                 Response::Decide(self.host.decide_as_peer(&r, operator).await)
             }
             (_, Ok(Request::Manage(r))) => Response::Manage(self.host.manage(&r, operator).await),
-            (_, Ok(Request::Query(q))) => Response::Query(Box::new(self.host.query(&q).await)),
+            (_, Ok(Request::Query(q))) => {
+                Response::Query(Box::new(self.host.query_as(&q, operator).await))
+            }
             (_, Err(e)) => e.response_to(line),
         }
     }

@@ -6,7 +6,8 @@ use crate::decision::SuggestionGroup;
 use crate::tokens::{Operation, Outcome};
 use serde::{Deserialize, Serialize};
 
-/// Longest request line accepted, newline excluded.
+/// Longest request line accepted, counting its newline (firma's limit): 65,535 bytes and a
+/// `\n` are served; 65,536 and a `\n` close the connection unanswered.
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A request to decide an action, fresh or a retry with a token.
@@ -25,8 +26,28 @@ pub struct DecideRequest {
 pub struct ManageRequest {
     /// Approve or revoke.
     pub operation: Operation,
-    /// The token.
+    /// The token (empty answers `not_found`, as in firma).
     pub token_id: String,
+    /// The operator's management token, when the client sent one.
+    pub management_token: Option<crate::auth::ManagementToken>,
+}
+
+/// A management query with the credential it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryRequest {
+    /// What is asked.
+    pub query: Query,
+    /// The operator's management token, when the client sent one.
+    pub management_token: Option<crate::auth::ManagementToken>,
+}
+
+impl From<Query> for QueryRequest {
+    fn from(query: Query) -> Self {
+        Self {
+            query,
+            management_token: None,
+        }
+    }
 }
 
 /// A management query (Gavel addition): list live tokens, or show one.
@@ -50,7 +71,7 @@ pub enum Request {
     /// `local.exec.approve` or `local.exec.revoke`.
     Manage(ManageRequest),
     /// `local.exec.list` or `local.exec.show`.
-    Query(Query),
+    Query(QueryRequest),
 }
 
 /// Why a line is not a request; each maps to the answer the contract prescribes.
@@ -59,10 +80,9 @@ pub enum RequestError {
     /// Not JSON, not an object, no `action`, or a decide request missing a field: a `deny`
     /// whose reason starts with `malformed request:`.
     Malformed(String),
-    /// An action nobody handles: a `deny` naming it.
+    /// An action nobody handles (another `local.exec.*` included): a `deny` naming it.
     UnknownAction(String),
-    /// A management line this endpoint does not handle, or one without `token_id`:
-    /// `unsupported_action`.
+    /// A management line without a `token_id` string: `unsupported_action`.
     UnsupportedManagement(String),
 }
 
@@ -92,7 +112,8 @@ pub struct DecideResponse {
     /// When to retry (`pending_hitl` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
-    /// Gavel addition: rules that would allow this next time, one group per subcommand.
+    /// Gavel addition, on `tool.call` and network answers only (never on `local.exec`): rules
+    /// that would allow this next time, one group per subcommand.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<Vec<WireSuggestion>>,
     /// Gavel addition, on denials of `http.request`, `connect` and `upgrade`: the HTTP status
@@ -149,6 +170,14 @@ impl DecideResponse {
             self.status = Some(crate::intercept::DENY_STATUS);
         }
         self.body = Some(crate::intercept::body_for(action, code, detail));
+    }
+
+    /// Drop everything but firma's four fields (`decision`, `reason`, `approval_token`,
+    /// `retry_after_ms`): a `local.exec` answer is parsed with unknown fields rejected.
+    pub fn keep_contract_fields(&mut self) {
+        self.suggestions.clear();
+        self.status = None;
+        self.body = None;
     }
 
     pub(crate) fn suggestions_from(groups: Vec<SuggestionGroup>) -> Vec<Vec<WireSuggestion>> {
@@ -240,6 +269,10 @@ pub struct ApprovalRecord {
     pub chain_digest: Option<String>,
     /// Whether that chain is still the one in force.
     pub chain_current: bool,
+    /// Rules that would allow this next time, one group per subcommand (a `local.exec` answer
+    /// cannot carry them, so the operator finds them here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Vec<WireSuggestion>>,
 }
 
 /// The answer to a management query.
@@ -298,11 +331,10 @@ impl RequestError {
             RequestError::Malformed(why) => {
                 Response::Decide(DecideResponse::deny(format!("malformed request: {why}")))
             }
-            RequestError::UnknownAction(action) => Response::Decide(DecideResponse::deny(format!(
-                "unknown action `{action}`: this server answers `local.exec`, `tool.call`, \
-                 `http.request`, `connect`, `upgrade`, `local.exec.approve`, `local.exec.revoke`, \
-                 `local.exec.list` and `local.exec.show`"
-            ))),
+            // firma's exact wording: scripts written against it match on it.
+            RequestError::UnknownAction(action) => {
+                Response::Decide(DecideResponse::deny(format!("unknown action '{action}'")))
+            }
             RequestError::UnsupportedManagement(why) => {
                 Response::Manage(ManageResponse::new(Outcome::UnsupportedAction, why.clone()))
             }
@@ -391,8 +423,16 @@ struct NetworkLine<T> {
 }
 
 #[derive(Deserialize)]
+struct ListLine {
+    #[serde(default)]
+    management_token: Option<crate::auth::ManagementToken>,
+}
+
+#[derive(Deserialize)]
 struct ManageLine {
     token_id: Option<String>,
+    #[serde(default)]
+    management_token: Option<crate::auth::ManagementToken>,
 }
 
 /// Parse one request line (without its newline).
@@ -495,31 +535,38 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
             })?;
             match l.token_id {
-                Some(token_id) if !token_id.is_empty() => Ok(Request::Manage(ManageRequest {
+                Some(token_id) => Ok(Request::Manage(ManageRequest {
                     operation,
                     token_id,
+                    management_token: l.management_token,
                 })),
-                _ => Err(RequestError::UnsupportedManagement(format!(
+                None => Err(RequestError::UnsupportedManagement(format!(
                     "{action} needs a `token_id` field naming the token"
                 ))),
             }
         }
-        "local.exec.list" => Ok(Request::Query(Query::List)),
+        "local.exec.list" => {
+            let l: ListLine = serde_json::from_slice(line).map_err(|e| {
+                RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
+            })?;
+            Ok(Request::Query(QueryRequest {
+                query: Query::List,
+                management_token: l.management_token,
+            }))
+        }
         "local.exec.show" => {
             let l: ManageLine = serde_json::from_slice(line).map_err(|e| {
                 RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
             })?;
             match l.token_id {
-                Some(token_id) if !token_id.is_empty() => Ok(Request::Query(Query::Show(token_id))),
-                _ => Err(RequestError::UnsupportedManagement(format!(
+                Some(token_id) => Ok(Request::Query(QueryRequest {
+                    query: Query::Show(token_id),
+                    management_token: l.management_token,
+                })),
+                None => Err(RequestError::UnsupportedManagement(format!(
                     "{action} needs a `token_id` field naming the token"
                 ))),
             }
-        }
-        other if other.starts_with("local.exec.") => {
-            Err(RequestError::UnsupportedManagement(format!(
-                "management action `{other}` is not supported; use `local.exec.approve` or `local.exec.revoke`"
-            )))
         }
         other => Err(RequestError::UnknownAction(other.to_owned())),
     }
@@ -601,12 +648,25 @@ mod tests {
     }
 
     #[test]
-    fn management_without_token_or_of_unknown_kind_is_unsupported() {
+    fn management_without_token_is_unsupported_and_other_local_exec_actions_unknown() {
         assert!(reason_of(r#"{"action":"local.exec.approve"}"#).contains("token_id"));
-        assert!(
-            reason_of(r#"{"action":"local.exec.frobnicate","token_id":"t"}"#)
-                .contains("frobnicate")
+        let Response::Decide(d) =
+            parse_request(br#"{"action":"local.exec.delete","token_id":"t"}"#)
+                .unwrap_err()
+                .response()
+        else {
+            panic!("an unknown local.exec.* action must get a governance deny")
+        };
+        assert_eq!(
+            d.reason.as_deref(),
+            Some("unknown action 'local.exec.delete'")
         );
+    }
+
+    #[test]
+    fn an_empty_token_id_is_a_request_for_no_token() {
+        let r = parse_request(br#"{"action":"local.exec.revoke","token_id":""}"#).unwrap();
+        assert!(matches!(r, Request::Manage(m) if m.token_id.is_empty()));
     }
 
     #[test]
@@ -619,6 +679,19 @@ mod tests {
             panic!("not local.exec")
         };
         assert!(e.args.is_empty());
+    }
+
+    #[test]
+    fn a_management_token_is_parsed_and_never_debug_printed() {
+        let r = parse_request(
+            br#"{"action":"local.exec.approve","token_id":"t","management_token":"s3cret"}"#,
+        )
+        .unwrap();
+        let Request::Manage(m) = &r else {
+            panic!("not a management request")
+        };
+        assert!(m.management_token.as_ref().unwrap().matches("s3cret"));
+        assert!(!format!("{r:?}").contains("s3cret"));
     }
 
     #[test]
@@ -650,7 +723,8 @@ mod tests {
 pub enum Line {
     /// A whole line, without its newline (a last line without one counts too).
     Complete(Vec<u8>),
-    /// A line longer than [`MAX_LINE`]; it was read up to its newline and discarded.
+    /// A line longer than [`MAX_LINE`] with its newline; it was read up to its newline and
+    /// discarded.
     TooLong,
     /// The stream ended.
     Eof,
@@ -678,7 +752,9 @@ where
             None => (chunk, None),
         };
         if !too_long {
-            if buf.len() + part.len() > MAX_LINE {
+            // The limit counts the newline, as firma's does.
+            let newline = usize::from(done.is_some());
+            if buf.len() + part.len() + newline > MAX_LINE {
                 too_long = true;
                 buf.clear();
             } else {
@@ -724,5 +800,35 @@ mod read_line_tests {
             Line::Complete(b"last".to_vec())
         );
         assert_eq!(read_line(&mut reader, &mut buf).await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test]
+    async fn the_limit_counts_the_newline() {
+        let mut buf = Vec::new();
+        // (content length, newline?, fits); a tiny buffer splits every line across chunks.
+        for (len, newline, fits) in [
+            (MAX_LINE - 1, true, true),
+            (MAX_LINE, true, false),
+            (MAX_LINE, false, true),
+            (MAX_LINE + 1, false, false),
+        ] {
+            for capacity in [7, 8192] {
+                let mut input = vec![b'x'; len];
+                if newline {
+                    input.push(b'\n');
+                }
+                let mut reader = tokio::io::BufReader::with_capacity(capacity, &input[..]);
+                let got = read_line(&mut reader, &mut buf).await.unwrap();
+                let want = if fits {
+                    Line::Complete(vec![b'x'; len])
+                } else {
+                    Line::TooLong
+                };
+                assert_eq!(
+                    got, want,
+                    "{len} bytes, newline {newline}, capacity {capacity}"
+                );
+            }
+        }
     }
 }

@@ -45,6 +45,7 @@ where
     management_table(&make().await).await;
     redemption_flow(&make().await).await;
     expiry_and_pruning(&make().await).await;
+    approving_after_expiry(&make().await).await;
     records_round_trip(&make().await).await;
     network_tokens(&make().await).await;
     racing_redemptions(make().await).await;
@@ -90,6 +91,13 @@ async fn management_table(store: &Arc<dyn TokenStore>) {
             Revoke,
             Outcome::Expired,
             TokenState::Expired,
+        ),
+        // firma: approving an approved token is idempotent and checks no expiry.
+        (
+            "lapsed-approved",
+            Approve,
+            Outcome::Ok,
+            TokenState::Approved,
         ),
     ];
     for (i, (setup, op, outcome, after)) in rows.iter().enumerate() {
@@ -229,6 +237,70 @@ async fn expiry_and_pruning(store: &Arc<dyn TokenStore>) {
         Redemption::NotFound
     );
     assert!(store.get("later", 1500).await.unwrap().is_some());
+}
+
+/// firma's rule, in every store: approving an approved token after its expiry answers `ok` and
+/// leaves it approved; the next retry is told "expired" and marks it; a read marks nothing.
+async fn approving_after_expiry(store: &Arc<dyn TokenStore>) {
+    let t = token("late", 0);
+    let p = Presented {
+        fingerprint: &t.fingerprint,
+        action: &t.action,
+    };
+    store.insert(token("late", 0)).await.unwrap();
+    assert_eq!(
+        store.apply("late", Operation::Approve, 10).await.unwrap(),
+        Outcome::Ok
+    );
+    for at in [1000, 5000] {
+        assert_eq!(
+            store.apply("late", Operation::Approve, at).await.unwrap(),
+            Outcome::Ok,
+            "approve of an approved token at {at}"
+        );
+        let read = store.get("late", at).await.unwrap().unwrap();
+        assert_eq!(read.state, TokenState::Approved, "a read marks nothing");
+        assert_eq!(read.state_at(at), TokenState::Expired);
+    }
+    assert_eq!(
+        store.redeem("late", &p, 5000).await.unwrap(),
+        Redemption::Expired
+    );
+    assert_eq!(
+        store.get("late", 5000).await.unwrap().unwrap().state,
+        TokenState::Expired
+    );
+    assert_eq!(
+        store.apply("late", Operation::Approve, 5000).await.unwrap(),
+        Outcome::Expired
+    );
+    // A pending token past its expiry is refused, and marked, by the approve itself.
+    store.insert(token("late-pending", 0)).await.unwrap();
+    assert_eq!(
+        store
+            .get("late-pending", 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TokenState::Pending
+    );
+    assert_eq!(
+        store
+            .apply("late-pending", Operation::Approve, 1000)
+            .await
+            .unwrap(),
+        Outcome::Expired
+    );
+    assert_eq!(
+        store
+            .get("late-pending", 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TokenState::Expired
+    );
 }
 
 async fn records_round_trip(store: &Arc<dyn TokenStore>) {
@@ -385,6 +457,10 @@ async fn network_tokens(store: &Arc<dyn TokenStore>) {
                 rule: Some("gh-write".into()),
             }],
             chain_digest: Some("sha256:11".into()),
+            suggestions: vec![vec![gavel_host::wire::WireSuggestion {
+                rule: "run_command(gh pr create *)".into(),
+                label: "gh pr create *".into(),
+            }]],
         };
         store.insert(t.clone()).await.unwrap();
         assert_eq!(store.get(&t.id, 20).await.unwrap(), Some(t.clone()));

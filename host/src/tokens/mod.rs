@@ -93,6 +93,10 @@ pub struct ApprovalInfo {
     /// The digest of the policy chain that issued the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_digest: Option<String>,
+    /// Rules that would allow this next time, one group per subcommand: for the operator's
+    /// `list`/`show`, since a `local.exec` answer may carry nothing beyond firma's four fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Vec<crate::wire::WireSuggestion>>,
 }
 
 impl Token {
@@ -100,6 +104,16 @@ impl Token {
     fn lapsed(&self, now: Millis) -> bool {
         matches!(self.state, TokenState::Pending | TokenState::Approved)
             && now >= self.expires_at_ms
+    }
+
+    /// The state as of `now`: a live token past its expiry reads as expired, whether or not
+    /// the store has marked it yet.
+    pub fn state_at(&self, now: Millis) -> TokenState {
+        if self.lapsed(now) {
+            TokenState::Expired
+        } else {
+            self.state
+        }
     }
 
     /// Whether the record may be forgotten at `now`: past its expiry by more than `grace_ms`,
@@ -165,6 +179,8 @@ pub enum Outcome {
     Expired,
     /// Not a management action this endpoint answers.
     UnsupportedAction,
+    /// The server requires a management token and the request's is missing or wrong.
+    Unauthorized,
     /// A policy's `manage` hook vetoed it, or the token store could not be reached.
     Denied,
 }
@@ -216,6 +232,11 @@ pub fn preview(token: &Token, op: Operation, now: Millis) -> Outcome {
 /// Apply an operator's action: the contract's management table. Mutates `token` when the state
 /// changes.
 pub fn apply(token: &mut Token, op: Operation, now: Millis) -> Outcome {
+    // firma: approving an approved token is idempotent and checks no expiry; the next retry
+    // is the one told "expired".
+    if (token.state, op) == (TokenState::Approved, Operation::Approve) {
+        return Outcome::Ok;
+    }
     if token.lapsed(now) {
         token.state = TokenState::Expired;
     }
@@ -248,7 +269,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Record a freshly issued token.
     async fn insert(&self, token: Token) -> Result<(), StoreError>;
 
-    /// The token as of `now` (a lapsed live token is reported, and marked, expired).
+    /// The token as stored, unchanged: a read never marks a lapsed token expired (approving an
+    /// approved token after its expiry must still answer `ok`); use [`Token::state_at`] to
+    /// show it. `now` is the caller's clock; the bundled stores do not need it.
     async fn get(&self, id: &str, now: Millis) -> Result<Option<Token>, StoreError>;
 
     /// Present a token on a retry; see [`redeem`].
@@ -315,7 +338,7 @@ mod tests {
             (Approved, 10, Revoke, O::Ok, Revoked),
             (Pending, 1000, Approve, O::Expired, Expired),
             (Pending, 1000, Revoke, O::Expired, Expired),
-            (Approved, 2000, Approve, O::Expired, Expired),
+            (Approved, 2000, Approve, O::Ok, Approved),
             (Approved, 2000, Revoke, O::Expired, Expired),
             (Consumed, 10, Approve, O::AlreadyConsumed, Consumed),
             (Consumed, 10, Revoke, O::AlreadyConsumed, Consumed),

@@ -40,17 +40,18 @@ return 'pending'
 ";
 
 /// Apply an operator's action: the contract's management table, in one step on the server.
-/// KEYS[1] token hash; ARGV: now, 'approve' | 'revoke' | 'get'.
+/// KEYS[1] token hash; ARGV: now, 'approve' | 'revoke'. Approving an approved token is `ok`
+/// with no expiry check (firma's rule); the next retry is the one told 'expired'.
 const APPLY: &str = r"
 local t = redis.call('HMGET', KEYS[1], 'state', 'expires')
 local state = t[1]
 if not state then return 'not_found' end
+local op = ARGV[2]
+if state == 'approved' and op == 'approve' then return 'ok' end
 if (state == 'pending' or state == 'approved') and tonumber(ARGV[1]) >= tonumber(t[2]) then
   state = 'expired'
   redis.call('HSET', KEYS[1], 'state', state)
 end
-local op = ARGV[2]
-if op == 'get' then return state end
 if state == 'pending' or state == 'approved' then
   if op == 'approve' then state = 'approved' else state = 'revoked' end
   redis.call('HSET', KEYS[1], 'state', state)
@@ -189,20 +190,7 @@ impl TokenStore for RedisStore {
             .map_err(fail)
     }
 
-    async fn get(&self, id: &str, now: Millis) -> Result<Option<Token>, StoreError> {
-        let mut conn = self.conn.clone();
-        // Marks a lapsed token expired, as the other stores do.
-        let state: String = self
-            .apply
-            .key(self.key(id))
-            .arg(now)
-            .arg("get")
-            .invoke_async(&mut conn)
-            .await
-            .map_err(fail)?;
-        if state == "not_found" {
-            return Ok(None);
-        }
+    async fn get(&self, id: &str, _now: Millis) -> Result<Option<Token>, StoreError> {
         self.read(id).await
     }
 

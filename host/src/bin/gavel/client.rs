@@ -17,17 +17,18 @@ pub(crate) struct SocketArg {
 }
 
 impl SocketArg {
-    fn path(&self) -> PathBuf {
+    /// `--socket`, else `$GAVEL_SOCKET`, else `configured`, else the default socket.
+    fn path(&self, configured: Option<PathBuf>) -> PathBuf {
         self.socket
             .clone()
             .or_else(|| std::env::var_os("GAVEL_SOCKET").map(PathBuf::from))
+            .or(configured)
             .unwrap_or_else(|| HostConfig::default().socket_path())
     }
 }
 
 /// Send one line, read one line.
-fn exchange(socket: &SocketArg, line: &str) -> anyhow::Result<String> {
-    let path = socket.path();
+fn exchange(path: &std::path::Path, line: &str) -> anyhow::Result<String> {
     let mut stream = UnixStream::connect(&path).with_context(|| {
         format!(
             "cannot connect to `{}`; is `gavel serve` running there?",
@@ -73,7 +74,7 @@ pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
     if line.contains('\n') {
         bail!("the request must be one line");
     }
-    println!("{}", exchange(&args.socket, line)?);
+    println!("{}", exchange(&args.socket.path(None), line)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,6 +87,38 @@ pub(crate) struct TokenArgs {
     /// Print the server's JSON answer instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The server's configuration (gavel.toml): its management token and socket (the
+    /// management socket if it has one) are used unless given otherwise.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// The management token to send (default: `$GAVEL_MANAGEMENT_TOKEN`, else the one in
+    /// `--config`). Prefer the variable or the file: a flag shows in the process list.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    management_token: Option<String>,
+}
+
+/// The management token to send: the flag, else `$GAVEL_MANAGEMENT_TOKEN`, else the config's.
+/// Messages name where a token came from, never the token.
+fn management_token(
+    args: &TokenArgs,
+    config: Option<&HostConfig>,
+) -> anyhow::Result<Option<gavel_host::ManagementToken>> {
+    if let Some(t) = &args.management_token {
+        if t.is_empty() {
+            bail!("`--management-token` is empty");
+        }
+        return Ok(Some(gavel_host::ManagementToken::new(t.clone())));
+    }
+    if let Some(t) = std::env::var_os("GAVEL_MANAGEMENT_TOKEN") {
+        let Some(t) = t.to_str().filter(|t| !t.is_empty()) else {
+            bail!("GAVEL_MANAGEMENT_TOKEN is set but empty or not UTF-8");
+        };
+        return Ok(Some(gavel_host::ManagementToken::new(t)));
+    }
+    match config {
+        Some(c) => Ok(c.resolve_management_token()?),
+        None => Ok(None),
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -101,7 +134,18 @@ enum TokenCommand {
 }
 
 pub(crate) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let request = match &args.command {
+    let config = args
+        .config
+        .as_deref()
+        .map(HostConfig::from_file)
+        .transpose()?;
+    let secret = management_token(&args, config.as_ref())?;
+    let configured_socket = config.as_ref().map(|c| {
+        c.management_socket
+            .clone()
+            .unwrap_or_else(|| c.socket_path())
+    });
+    let mut request = match &args.command {
         TokenCommand::List => json!({"action": "local.exec.list"}),
         TokenCommand::Show { token } => json!({"action": "local.exec.show", "token_id": token}),
         TokenCommand::Approve { token } => {
@@ -109,7 +153,10 @@ pub(crate) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::Revoke { token } => json!({"action": "local.exec.revoke", "token_id": token}),
     };
-    let answer = exchange(&args.socket, &request.to_string())?;
+    if let Some(secret) = &secret {
+        request["management_token"] = Value::String(secret.expose().to_owned());
+    }
+    let answer = exchange(&args.socket.path(configured_socket), &request.to_string())?;
     let v: Value = serde_json::from_str(&answer)
         .with_context(|| format!("the server answered something that is not JSON: {answer}"))?;
     let ok = v["outcome"] == "ok";
