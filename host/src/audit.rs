@@ -134,21 +134,24 @@ impl AuditLog {
         let file = dir.open_with(name, &options).map_err(io)?.into_std();
         // Checked on the open file: what we write to is what was checked.
         let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
-            return Err(Error::Config(format!(
-                "the audit log `{}` is not a regular file",
-                path.display()
-            )));
-        }
-        crate::files::check_private_meta(path, &meta, "the audit log").map_err(Error::Config)?;
-        let good = complete_length(&file).map_err(io)?;
-        if good != meta.len() {
-            tracing::warn!(
-                "the audit log `{}` ended in an unfinished record; cutting it off at byte {good}",
-                path.display()
-            );
-            file.set_len(good).map_err(io)?;
-        }
+        // A device or pipe (a log collector's) has no contents to forge or cut back; its
+        // directory was checked above.
+        let good = if meta.is_file() {
+            crate::files::check_private_meta(path, &meta, "the audit log")
+                .map_err(Error::Config)?;
+            let good = complete_length(&file).map_err(io)?;
+            if good != meta.len() {
+                tracing::warn!(
+                    "the audit log `{}` ended in an unfinished record; cutting it off at byte \
+                     {good}",
+                    path.display()
+                );
+                file.set_len(good).map_err(io)?;
+            }
+            Some(good)
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let shown = path.display().to_string();
         let thread = std::thread::Builder::new()
@@ -217,14 +220,20 @@ fn complete_length(file: &std::fs::File) -> std::io::Result<u64> {
 /// Write one batch whole, or leave the log as it was before it: a batch that fails part-way
 /// (a full disk) is cut back to `good`, the length that ends in the last acknowledged record,
 /// so no fragment is ever glued to the next record.
-fn write_batch(file: &mut std::fs::File, good: &mut u64, lines: &[Entry]) -> std::io::Result<()> {
-    // A failed cut-back earlier leaves the tail to remove before anything else is written.
-    let len = file.metadata()?.len();
-    if len > *good {
-        file.set_len(*good)?;
-    } else if len < *good {
-        // Truncated under us (rotation by copy and truncate): continue from where it is now.
-        *good = len;
+fn write_batch(
+    file: &mut std::fs::File,
+    good: &mut Option<u64>,
+    lines: &[Entry],
+) -> std::io::Result<()> {
+    if let Some(good) = good {
+        // A failed cut-back earlier leaves the tail to remove before anything else is written.
+        let len = file.metadata()?.len();
+        if len > *good {
+            file.set_len(*good)?;
+        } else if len < *good {
+            // Truncated under us (rotation by copy and truncate): continue from where it is.
+            *good = len;
+        }
     }
     let mut buf = Vec::with_capacity(lines.iter().map(|e| e.line.len() + 1).sum());
     for e in lines {
@@ -232,12 +241,13 @@ fn write_batch(file: &mut std::fs::File, good: &mut u64, lines: &[Entry]) -> std
         buf.push(b'\n');
     }
     let written = file.write_all(&buf).and_then(|()| file.sync_data());
-    match written {
-        Ok(()) => {
+    match (written, good) {
+        (Ok(()), Some(good)) => {
             *good += buf.len() as u64;
             Ok(())
         }
-        Err(e) => {
+        (Ok(()), None) => Ok(()),
+        (Err(e), Some(good)) => {
             // Cutting back frees the space the fragment took, so it works on a full disk; if it
             // does not, the next batch retries it before writing.
             if let Err(cut) = file.set_len(*good) {
@@ -245,10 +255,16 @@ fn write_batch(file: &mut std::fs::File, good: &mut u64, lines: &[Entry]) -> std
             }
             Err(e)
         }
+        (Err(e), None) => Err(e),
     }
 }
 
-fn write_loop(mut file: std::fs::File, mut good: u64, mut rx: mpsc::Receiver<Entry>, path: &str) {
+fn write_loop(
+    mut file: std::fs::File,
+    mut good: Option<u64>,
+    mut rx: mpsc::Receiver<Entry>,
+    path: &str,
+) {
     let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
