@@ -314,6 +314,14 @@ async fn an_unreachable_store_fails_closed() {
         async fn apply(&self, _: &str, _: Operation, _: Millis) -> Result<Outcome, StoreError> {
             Err(StoreError("connection refused".into()))
         }
+        async fn set_state_if(
+            &self,
+            _: &str,
+            _: TokenState,
+            _: TokenState,
+        ) -> Result<bool, StoreError> {
+            Err(StoreError("connection refused".into()))
+        }
         async fn live(&self, _: Millis) -> Result<Vec<Token>, StoreError> {
             Err(StoreError("connection refused".into()))
         }

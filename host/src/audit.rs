@@ -118,21 +118,45 @@ impl AuditWriter {
 
 impl AuditLog {
     /// Open (append to, creating if missing) the log at `path` and start its writer thread.
+    /// The log is created 0600; an existing log, or its directory, that another user owns or
+    /// may write is refused (forged or removed records would go unnoticed). A fragment left at
+    /// the end by a crash mid-write (never acknowledged) is cut off so every line parses.
     pub fn open(path: &Path, mode: AuditFailure) -> Result<(Self, AuditWriter), Error> {
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
+        crate::files::check_private(crate::files::parent_of(path), "the audit log's directory")?;
         let (dir, name) = crate::files::open_parent(path).map_err(io)?;
-        let file = dir
-            .open_with(name, OpenOptions::new().append(true).create(true))
-            .map_err(io)?;
-        let file = file.into_std();
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        cap_std::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = dir.open_with(name, &options).map_err(io)?.into_std();
+        // Checked on the open file: what we write to is what was checked.
+        let meta = file.metadata().map_err(io)?;
+        // A device or pipe (a log collector's) has no contents to forge or cut back; its
+        // directory was checked above.
+        let good = if meta.is_file() {
+            crate::files::check_private_meta(path, &meta, "the audit log")
+                .map_err(Error::Config)?;
+            let good = complete_length(&file).map_err(io)?;
+            if good != meta.len() {
+                tracing::warn!(
+                    "the audit log `{}` ended in an unfinished record; cutting it off at byte \
+                     {good}",
+                    path.display()
+                );
+                file.set_len(good).map_err(io)?;
+            }
+            Some(good)
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let shown = path.display().to_string();
         let thread = std::thread::Builder::new()
             .name("gavel-audit".into())
-            .spawn(move || write_loop(file, rx, &shown))
+            .spawn(move || write_loop(file, good, rx, &shown))
             .map_err(io)?;
         Ok((
             Self { tx, mode },
@@ -175,8 +199,72 @@ impl AuditLog {
     }
 }
 
-fn write_loop(file: std::fs::File, mut rx: mpsc::Receiver<Entry>, path: &str) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+/// The length of `file` up to and including its last newline: the part made of whole lines.
+fn complete_length(file: &std::fs::File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 1 << 16];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.read_exact_at(part, start)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Write one batch whole, or leave the log as it was before it: a batch that fails part-way
+/// (a full disk) is cut back to `good`, the length that ends in the last acknowledged record,
+/// so no fragment is ever glued to the next record.
+fn write_batch(
+    file: &mut std::fs::File,
+    good: &mut Option<u64>,
+    lines: &[Entry],
+) -> std::io::Result<()> {
+    if let Some(good) = good {
+        // A failed cut-back earlier leaves the tail to remove before anything else is written.
+        let len = file.metadata()?.len();
+        if len > *good {
+            file.set_len(*good)?;
+        } else if len < *good {
+            // Truncated under us (rotation by copy and truncate): continue from where it is.
+            *good = len;
+        }
+    }
+    let mut buf = Vec::with_capacity(lines.iter().map(|e| e.line.len() + 1).sum());
+    for e in lines {
+        buf.extend_from_slice(e.line.as_bytes());
+        buf.push(b'\n');
+    }
+    let written = file.write_all(&buf).and_then(|()| file.sync_data());
+    match (written, good) {
+        (Ok(()), Some(good)) => {
+            *good += buf.len() as u64;
+            Ok(())
+        }
+        (Ok(()), None) => Ok(()),
+        (Err(e), Some(good)) => {
+            // Cutting back frees the space the fragment took, so it works on a full disk; if it
+            // does not, the next batch retries it before writing.
+            if let Err(cut) = file.set_len(*good) {
+                tracing::error!("cannot cut an unfinished audit batch back: {cut}");
+            }
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+fn write_loop(
+    mut file: std::fs::File,
+    mut good: Option<u64>,
+    mut rx: mpsc::Receiver<Entry>,
+    path: &str,
+) {
     let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -186,27 +274,10 @@ fn write_loop(file: std::fs::File, mut rx: mpsc::Receiver<Entry>, path: &str) {
                 Err(_) => break,
             }
         }
-        let mut result = Ok(());
-        for e in &batch {
-            if let Err(err) = out
-                .write_all(e.line.as_bytes())
-                .and_then(|()| out.write_all(b"\n"))
-            {
-                result = Err(err);
-                break;
-            }
-        }
-        let result = result
-            .and_then(|()| out.flush())
-            .and_then(|()| out.get_ref().sync_data())
+        let result = write_batch(&mut file, &mut good, &batch)
             .map_err(|e| format!("the audit log `{path}` cannot be written: {e}"));
         if let Err(e) = &result {
             tracing::error!("{e}");
-            // Drop what could not be written so the next batch starts clean.
-            let file = out
-                .into_inner()
-                .unwrap_or_else(|e| e.into_parts().1.into_parts().0);
-            out = std::io::BufWriter::with_capacity(1 << 16, file);
         }
         for e in batch.drain(..) {
             if let Some(done) = e.done {

@@ -300,13 +300,18 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker)
             .map_err(|e| format!("cannot define the WASI imports: {e}"))?;
 
-        let cache = options.cache_dir.as_deref().and_then(|dir| {
-            CompileCache::open(dir, &engine)
-                .map_err(|e| {
+        let cache = match options.cache_dir.as_deref() {
+            None => None,
+            Some(dir) => match CompileCache::open(dir, &engine) {
+                Ok(cache) => Some(cache),
+                // A cache another user controls could feed us native code: refuse to start.
+                Err(CacheError::Unsafe(e)) => return Err(e),
+                Err(CacheError::Io(e)) => {
                     tracing::warn!("compiled-policy cache disabled: `{}`: {e}", dir.display());
-                })
-                .ok()
-        });
+                    None
+                }
+            },
+        };
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&ticker_stop);
@@ -374,21 +379,54 @@ impl Drop for Runtime {
 
 /// Compiled components on disk, named by the component's SHA-256 and the engine's
 /// compatibility hash, so a different wasmtime or configuration never reads a stale artifact.
+///
+/// An artifact is native code run as it is, so it is trusted only as far as this proves: the
+/// directory and the artifact belong to this user (or root) and nobody else may write them, and
+/// the artifact ends in an HMAC-SHA256, under a random key only this user can read, of the
+/// source's digest, the engine key and the artifact. The MAC is checked before wasmtime sees a
+/// byte, so another policy's artifact copied over this one, or altered code, is recompiled.
 struct CompileCache {
     dir: Dir,
+    path: PathBuf,
     engine_key: String,
+    mac_key: [u8; MAC_LEN],
+}
+
+/// The key file inside the cache directory.
+const MAC_KEY_FILE: &str = "artifacts.key";
+/// Bytes of an HMAC-SHA256 tag, and of the key.
+const MAC_LEN: usize = 32;
+
+type ArtifactMac = hmac::Hmac<sha2::Sha256>;
+
+/// Why the cache cannot be used.
+enum CacheError {
+    /// Another user could control it: the host must not start.
+    Unsafe(String),
+    /// It cannot be created or read: compile without it.
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for CacheError {
+    fn from(e: std::io::Error) -> Self {
+        CacheError::Io(e)
+    }
 }
 
 impl CompileCache {
-    fn open(path: &Path, engine: &Engine) -> std::io::Result<Self> {
-        std::fs::create_dir_all(path)?;
-        set_private(path);
+    fn open(path: &Path, engine: &Engine) -> Result<Self, CacheError> {
+        create_private_dir(path)?;
+        crate::files::check_private(path, "the compiled-policy cache directory")
+            .map_err(|e| CacheError::Unsafe(e.to_string()))?;
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
+        let mac_key = mac_key(&dir, path)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self {
             dir,
+            path: path.to_owned(),
             engine_key: format!("{:016x}", hasher.finish()),
+            mac_key,
         })
     }
 
@@ -396,17 +434,75 @@ impl CompileCache {
         format!("{digest}-{}.cwasm", self.engine_key)
     }
 
+    /// The MAC of an artifact for the component with SHA-256 `digest`.
+    fn mac(&self, digest: &str, artifact: &[u8]) -> Option<ArtifactMac> {
+        use hmac::Mac;
+        // HMAC takes keys of any length; this never fails.
+        let mut mac = <ArtifactMac as Mac>::new_from_slice(&self.mac_key).ok()?;
+        mac.update(digest.as_bytes());
+        mac.update(&[0]);
+        mac.update(self.engine_key.as_bytes());
+        mac.update(&[0]);
+        mac.update(artifact);
+        Some(mac)
+    }
+
+    /// The cached artifact of `digest`, if there is one this cache wrote for that source.
+    /// Anything else (missing, foreign, altered, unreadable) is `None`: compile afresh.
     fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
-        let bytes = self.dir.read(self.file_name(digest)).ok()?;
-        // SAFETY: `Component::deserialize` trusts its input to be wasmtime's own output. The
-        // cache directory is created private (0700) to this user, and files are written there
-        // only by `store` below, from `Component::serialize`, and renamed into place whole. Its
-        // checks reject artifacts of another wasmtime version or configuration.
+        use hmac::Mac;
+        use std::io::Read;
+        let name = self.file_name(digest);
+        let shown = self.path.join(&name);
+        let mut file = match self.dir.open(&name) {
+            Ok(f) => f.into_std(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(digest, "cannot read the cached artifact; recompiling: {e}");
+                return None;
+            }
+        };
+        let trusted = file.metadata().map_err(|e| e.to_string()).and_then(|meta| {
+            if !meta.is_file() {
+                return Err(format!("`{}` is not a regular file", shown.display()));
+            }
+            crate::files::check_private_meta(&shown, &meta, "the cached artifact")
+        });
+        if let Err(e) = trusted {
+            tracing::warn!(digest, "ignoring the cached artifact; recompiling: {e}");
+            return None;
+        }
+        let mut bytes = Vec::new();
+        if let Err(e) = file.read_to_end(&mut bytes) {
+            tracing::warn!(digest, "cannot read the cached artifact; recompiling: {e}");
+            return None;
+        }
+        let Some(split) = bytes.len().checked_sub(MAC_LEN) else {
+            tracing::warn!(digest, "the cached artifact is truncated; recompiling");
+            return None;
+        };
+        let (artifact, tag) = bytes.split_at(split);
+        let genuine = self
+            .mac(digest, artifact)
+            .is_some_and(|mac| mac.verify_slice(tag).is_ok());
+        if !genuine {
+            tracing::warn!(
+                digest,
+                "the cached artifact `{}` was not written by this cache for this policy (altered \
+                 or copied from another); recompiling",
+                shown.display()
+            );
+            return None;
+        }
+        // SAFETY: `Component::deserialize` trusts its input to be wasmtime's own output. These
+        // bytes carry a MAC under a key only this user can read, over this source's digest and
+        // the engine key, and `store` below computes it only over `Component::serialize` output.
+        // Its own checks reject artifacts of another wasmtime version or configuration.
         #[expect(
             unsafe_code,
             reason = "loading our own compiled artifacts skips recompiling"
         )]
-        let component = unsafe { Component::deserialize(engine, &bytes) };
+        let component = unsafe { Component::deserialize(engine, artifact) };
         match component {
             Ok(c) => Some(c),
             Err(e) => {
@@ -417,14 +513,18 @@ impl CompileCache {
     }
 
     fn store(&self, component: &Component, digest: &str) {
-        let Ok(bytes) = component.serialize() else {
+        use hmac::Mac;
+        let Ok(mut bytes) = component.serialize() else {
             return;
         };
+        let Some(mac) = self.mac(digest, &bytes) else {
+            return;
+        };
+        let tag = mac.finalize().into_bytes();
+        bytes.extend_from_slice(&tag);
         let name = self.file_name(digest);
         let tmp = format!("{name}.{}.tmp", std::process::id());
-        let written = self
-            .dir
-            .write(&tmp, &bytes)
+        let written = write_private(&self.dir, &tmp, &bytes)
             .and_then(|()| self.dir.rename(&tmp, &self.dir, &name));
         if let Err(e) = written {
             let _ = self.dir.remove_file(&tmp);
@@ -433,11 +533,79 @@ impl CompileCache {
     }
 }
 
-#[cfg(unix)]
-fn set_private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+/// Create `path` (and missing parents) with mode 0700.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
-#[cfg(not(unix))]
-fn set_private(_path: &Path) {}
+/// Write `bytes` to a new file `name` in `dir`, mode 0600.
+fn write_private(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    cap_std::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = dir.open_with(name, &options)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// The cache's MAC key: read, or created (random, 0600) on first use. A key another user owns
+/// or may write is refused, since with it they could sign their own artifacts.
+fn mac_key(dir: &Dir, path: &Path) -> Result<[u8; MAC_LEN], CacheError> {
+    use std::io::Read;
+    let shown = path.join(MAC_KEY_FILE);
+    match dir.open(MAC_KEY_FILE) {
+        Ok(file) => {
+            let mut file = file.into_std();
+            let meta = file.metadata()?;
+            crate::files::check_private_meta(&shown, &meta, "the compiled-policy cache key")
+                .map_err(CacheError::Unsafe)?;
+            let mut key = [0u8; MAC_LEN];
+            let mut rest = Vec::new();
+            file.read_exact(&mut key)?;
+            file.read_to_end(&mut rest)?;
+            if !rest.is_empty() || meta.mode_is_group_or_other_readable() {
+                return Err(CacheError::Unsafe(format!(
+                    "the compiled-policy cache key `{}` is not a private {MAC_LEN}-byte file; \
+                     delete it (a new one is made) or run `chmod 600 {}`",
+                    shown.display(),
+                    shown.display()
+                )));
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; MAC_LEN];
+            getrandom::fill(&mut key)
+                .map_err(|e| CacheError::Io(std::io::Error::other(e.to_string())))?;
+            // Written whole under a temporary name, then linked into place: a concurrent
+            // start never reads half a key, and the first key made wins.
+            let tmp = format!("{MAC_KEY_FILE}.{}.tmp", std::process::id());
+            let placed = write_private(dir, &tmp, &key)
+                .and_then(|()| dir.hard_link(&tmp, dir, MAC_KEY_FILE));
+            let _ = dir.remove_file(&tmp);
+            match placed {
+                Ok(()) => Ok(key),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => mac_key(dir, path),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a file's mode lets group or others read it.
+trait ModeExt {
+    fn mode_is_group_or_other_readable(&self) -> bool;
+}
+
+impl ModeExt for std::fs::Metadata {
+    fn mode_is_group_or_other_readable(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.mode() & 0o044 != 0
+    }
+}

@@ -114,6 +114,14 @@ impl HostBuilder<'_> {
     }
 }
 
+/// A token state change an operator asked for, decided but not yet applied.
+#[derive(Clone, Copy)]
+struct Change {
+    from: TokenState,
+    to: TokenState,
+    transition: &'static str,
+}
+
 /// What happened besides the answer, for the audit record and metrics.
 #[derive(Default)]
 struct Trail {
@@ -239,6 +247,7 @@ impl PolicyHost {
                     "denied because the decision could not be audited: {e}"
                 ));
                 trail.code = Some(DenyCode::Unavailable);
+                self.undo_unrecorded(&trail).await;
             }
         }
         let code = (response.decision == WireDecision::Deny)
@@ -264,6 +273,26 @@ impl PolicyHost {
             started.elapsed().as_secs_f64(),
         );
         (response, code)
+    }
+
+    /// A retry consumed its token, or a fresh request issued one, but the record of it could
+    /// not be written and the answer became a deny: give the token back (approved again), or
+    /// withdraw the token no one was told of, so the store does not hold what the log lacks.
+    async fn undo_unrecorded(&self, trail: &Trail) {
+        let (Some(id), Some(transition)) = (&trail.token_id, trail.transition) else {
+            return;
+        };
+        let (from, to) = match transition {
+            "consumed" => (TokenState::Consumed, TokenState::Approved),
+            "issued" => (TokenState::Pending, TokenState::Revoked),
+            _ => return,
+        };
+        if let Err(e) = self.inner.store.set_state_if(id, from, to).await {
+            tracing::error!(
+                token = id.as_str(),
+                "a token change that could not be audited could not be undone either: {e}"
+            );
+        }
     }
 
     async fn decide_inner(
@@ -444,37 +473,61 @@ impl PolicyHost {
         (response, trail)
     }
 
-    /// Approve or revoke a token, after every `manage` hook permits it.
+    /// Approve or revoke a token, after every `manage` hook permits it. The change is applied
+    /// only once its audit record is written (audit first, then state), so the store never holds
+    /// a change the log does not.
     pub async fn manage(&self, request: &ManageRequest, operator: Operator) -> ManageResponse {
-        let (mut response, transition) = self.manage_inner(request, operator).await;
+        let (mut response, mut change) = self.manage_inner(request, operator).await;
         let action = match request.operation {
             Operation::Approve => "local.exec.approve",
             Operation::Revoke => "local.exec.revoke",
         };
-        if let Some(audit) = &self.inner.audit {
-            let record = AuditRecord {
-                time_ms: self.inner.clock.now_ms(),
-                id: uuid::Uuid::new_v4().to_string(),
-                action: action.into(),
-                verdict: outcome_name(response.outcome).into(),
-                reason: response.reason.as_deref().map(crate::redact::text),
-                policies: self.chain().digests().to_vec(),
-                token_id: Some(request.token_id.clone()),
-                transition: transition.map(Into::into),
-                peer_uid: operator.uid,
-                ..AuditRecord::default()
-            };
-            if let Err(e) = audit.record(&record).await
-                && audit.mode() == AuditFailure::Deny
+        let record = |response: &ManageResponse, transition: Option<&str>| AuditRecord {
+            time_ms: self.inner.clock.now_ms(),
+            id: uuid::Uuid::new_v4().to_string(),
+            action: action.into(),
+            verdict: outcome_name(response.outcome).into(),
+            reason: response.reason.as_deref().map(crate::redact::text),
+            policies: self.chain().digests().to_vec(),
+            token_id: Some(request.token_id.clone()),
+            transition: transition.map(Into::into),
+            peer_uid: operator.uid,
+            ..AuditRecord::default()
+        };
+        let audit = self.inner.audit.as_ref();
+        if let Some(audit) = audit
+            && let Err(e) = audit
+                .record(&record(&response, change.map(|c| c.transition)))
+                .await
+            && audit.mode() == AuditFailure::Deny
+        {
+            change = None;
+            response = ManageResponse::new(
+                Outcome::Denied,
+                format!("the operation could not be audited ({e}); nothing was changed"),
+            );
+        }
+        if let Some(c) = change {
+            let conflict = match self
+                .inner
+                .store
+                .set_state_if(&request.token_id, c.from, c.to)
+                .await
             {
-                // The change may already be applied; say so rather than pretend it was not.
-                response = ManageResponse::new(
-                    Outcome::Denied,
-                    format!(
-                        "the operation could not be audited ({e}); its outcome was `{}`",
-                        outcome_name(response.outcome)
-                    ),
-                );
+                Ok(true) => None,
+                Ok(false) => Some(format!(
+                    "token `{}` changed while this operation was being recorded; nothing was \
+                     changed, try again",
+                    request.token_id
+                )),
+                Err(e) => Some(format!("{e}; nothing was changed")),
+            };
+            if let Some(why) = conflict {
+                response = ManageResponse::new(Outcome::Denied, why);
+                // The record above announced a change that did not happen: say so.
+                if let Some(audit) = audit {
+                    let _ = audit.record(&record(&response, None)).await;
+                }
             }
         }
         self.inner
@@ -487,7 +540,7 @@ impl PolicyHost {
         &self,
         request: &ManageRequest,
         operator: Operator,
-    ) -> (ManageResponse, Option<&'static str>) {
+    ) -> (ManageResponse, Option<Change>) {
         if let Err(refusal) = crate::auth::check(
             self.inner.management_token.as_ref(),
             request.management_token.as_ref(),
@@ -524,25 +577,25 @@ impl PolicyHost {
         if changes && let Err(veto) = self.chain().manage(request.operation, &token, operator.uid) {
             return (ManageResponse::new(Outcome::Denied, veto), None);
         }
-        match store.apply(id, request.operation, now).await {
-            Ok(outcome) => {
-                let transition = match (outcome, request.operation) {
-                    (Outcome::Ok, _) if !changes => None,
-                    (Outcome::Ok, Operation::Approve) => Some("approved"),
-                    (Outcome::Ok, Operation::Revoke) => Some("revoked"),
-                    (Outcome::Expired, _) if token.state != TokenState::Expired => Some("expired"),
-                    _ => None,
-                };
-                (
-                    ManageResponse {
-                        outcome,
-                        reason: outcome_reason(outcome, id),
-                    },
-                    transition,
-                )
-            }
-            Err(e) => (ManageResponse::new(Outcome::Denied, e.to_string()), None),
-        }
+        // Decided here on the token as read; applied by `manage` after the record is written,
+        // with a compare-and-set on the state read.
+        let mut after = token.clone();
+        let outcome = tokens::apply(&mut after, request.operation, now);
+        let change = (changes && after.state != token.state).then(|| Change {
+            from: token.state,
+            to: after.state,
+            transition: match request.operation {
+                Operation::Approve => "approved",
+                Operation::Revoke => "revoked",
+            },
+        });
+        (
+            ManageResponse {
+                outcome,
+                reason: outcome_reason(outcome, id),
+            },
+            change,
+        )
     }
 
     /// Answer `local.exec.list` or `local.exec.show` as sent over a socket: when a management
@@ -740,6 +793,11 @@ impl PolicyHost {
     pub async fn prune(&self) -> Result<usize, tokens::StoreError> {
         let now = self.inner.clock.now_ms();
         self.inner.store.prune(now, self.inner.token_grace_ms).await
+    }
+
+    /// How many tokens are pending and approved, without loading them (for metrics).
+    pub async fn token_counts(&self) -> Result<tokens::LiveCounts, tokens::StoreError> {
+        self.inner.store.counts(self.inner.clock.now_ms()).await
     }
 
     /// Pending and approved tokens, oldest first.

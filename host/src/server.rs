@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::host::{Operator, PolicyHost};
 use crate::tokens::Outcome;
 use crate::wire::{self, Line, ManageResponse, Request, Response};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,8 @@ enum Role {
 pub struct Server {
     host: PolicyHost,
     listeners: Vec<(UnixListener, PathBuf, Role, Arc<Vec<u32>>)>,
+    /// Device and inode of each socket file as bound, so shutdown removes only our own.
+    bound: Vec<(u64, u64)>,
     max_connections: usize,
     idle_timeout: Duration,
     prune_every: Duration,
@@ -44,7 +46,8 @@ impl Server {
     /// that are not sockets), with mode 0600.
     pub fn bind(host: PolicyHost, config: &HostConfig) -> Result<Self, Error> {
         let governance = config.socket_path();
-        let (gov_listener, owner) = bind_socket(&governance)?;
+        let (gov_listener, owner, gov_bound) = bind_socket(&governance)?;
+        let mut bound = vec![gov_bound];
         let mut listeners = vec![(
             gov_listener,
             governance.clone(),
@@ -54,7 +57,8 @@ impl Server {
             Arc::new(vec![owner]),
         )];
         if let Some(path) = &config.management_socket {
-            let (listener, owner) = bind_socket(path)?;
+            let (listener, owner, identity) = bind_socket(path)?;
+            bound.push(identity);
             let mut admitted = vec![owner];
             admitted.extend(&config.management_uids);
             listeners.push((
@@ -67,6 +71,7 @@ impl Server {
         Ok(Self {
             host,
             listeners,
+            bound,
             max_connections: config.max_connections,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
             prune_every: Duration::from_millis(config.prune_interval_ms),
@@ -129,8 +134,8 @@ impl Server {
         drop(done_tx);
         let _ = done_rx.recv().await;
         let _ = pruner.await;
-        for path in paths {
-            let _ = std::fs::remove_file(&path);
+        for (path, bound) in paths.iter().zip(self.bound) {
+            unlink_ours(path, bound);
         }
         tracing::info!("shut down");
         Ok(())
@@ -138,7 +143,7 @@ impl Server {
 }
 
 /// Bind a Unix socket at `path`, returning the listener and the UID that owns it (ours).
-fn bind_socket(path: &Path) -> Result<(UnixListener, u32), Error> {
+fn bind_socket(path: &Path) -> Result<(UnixListener, u32, (u64, u64)), Error> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -146,6 +151,9 @@ fn bind_socket(path: &Path) -> Result<(UnixListener, u32), Error> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
+    // Whoever may rename entries in the socket's directory can move our socket aside and bind
+    // an impostor that answers `allow`.
+    crate::files::check_private(crate::files::parent_of(path), "the socket's directory")?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -167,10 +175,27 @@ fn bind_socket(path: &Path) -> Result<(UnixListener, u32), Error> {
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    // The socket file is ours: its owner is the UID peers must match.
-    let owner = std::fs::metadata(path).map_err(io)?.uid();
+    // Peers must match our effective UID; reading it back from the socket file after bind
+    // would trust whatever sits at the path by then.
+    let owner = crate::files::euid();
+    let bound = crate::files::identity(&std::fs::symlink_metadata(path).map_err(io)?);
     tracing::info!("listening on {}", path.display());
-    Ok((listener, owner))
+    Ok((listener, owner, bound))
+}
+
+/// Remove the socket at `path` only if it is still the one we bound: a path that now names
+/// another file (someone else's socket) is not ours to delete.
+fn unlink_ours(path: &Path, bound: (u64, u64)) {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if crate::files::identity(&meta) == bound => {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(_) => tracing::warn!(
+            "`{}` is no longer the socket this server bound; leaving it in place",
+            path.display()
+        ),
+        Err(_) => {}
+    }
 }
 
 struct Acceptor {
@@ -322,6 +347,17 @@ impl Connection {
     }
 }
 
+/// A warning when metrics are served beyond this machine: the endpoint has no authentication,
+/// and token counts and policy names are operational detail.
+pub fn metrics_exposure(addr: std::net::SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "metrics_addr `{addr}` is not a loopback address: anyone who can reach it reads the \
+             metrics, without authentication; bind 127.0.0.1 unless a firewall or proxy guards it"
+        )
+    })
+}
+
 /// Serve Prometheus metrics over plain HTTP at `addr` until `stop` fires.
 pub async fn serve_metrics(
     host: PolicyHost,
@@ -332,6 +368,9 @@ pub async fn serve_metrics(
         .await
         .map_err(|e| Error::Config(format!("cannot serve metrics on `{addr}`: {e}")))?;
     tracing::info!("metrics on http://{addr}/metrics");
+    if let Some(warning) = metrics_exposure(addr) {
+        tracing::warn!("{warning}");
+    }
     loop {
         let (mut stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -360,13 +399,13 @@ pub async fn serve_metrics(
             let response = if request.starts_with(b"GET /metrics ")
                 || request.starts_with(b"GET /metrics?")
             {
-                if let Ok(live) = host.live_tokens().await {
-                    let approved = live
-                        .iter()
-                        .filter(|t| t.state == crate::tokens::TokenState::Approved)
-                        .count();
-                    host.metrics()
-                        .set_tokens((live.len() - approved) as i64, approved as i64);
+                // Counted by the store (one query on its read connection), never by loading
+                // every live token.
+                if let Ok(counts) = host.token_counts().await {
+                    host.metrics().set_tokens(
+                        i64::try_from(counts.pending).unwrap_or(i64::MAX),
+                        i64::try_from(counts.approved).unwrap_or(i64::MAX),
+                    );
                 }
                 let body = host.metrics().encode();
                 format!(

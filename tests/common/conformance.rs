@@ -50,6 +50,50 @@ where
     network_tokens(&make().await).await;
     racing_redemptions(make().await).await;
     contract_flow_through_the_host(make().await).await;
+    compare_and_set_and_counts(&make().await).await;
+}
+
+/// `set_state_if` changes a state only from the one expected (the host applies operators'
+/// changes with it after auditing them); `counts` agrees with `live`.
+async fn compare_and_set_and_counts(store: &Arc<dyn TokenStore>) {
+    use TokenState::*;
+    store.insert(token("a", 0)).await.unwrap();
+    store.insert(token("b", 0)).await.unwrap();
+    store.insert(token("c", 0)).await.unwrap();
+    assert!(!store.set_state_if("a", Approved, Consumed).await.unwrap());
+    assert!(store.set_state_if("a", Pending, Approved).await.unwrap());
+    assert!(!store.set_state_if("a", Pending, Revoked).await.unwrap());
+    assert!(store.set_state_if("c", Pending, Revoked).await.unwrap());
+    assert!(
+        !store
+            .set_state_if("missing", Pending, Approved)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("a", 10).await.unwrap().unwrap().state, Approved);
+    assert_eq!(store.get("b", 10).await.unwrap().unwrap().state, Pending);
+    assert_eq!(store.get("c", 10).await.unwrap().unwrap().state, Revoked);
+    let counts = store.counts(10).await.unwrap();
+    assert_eq!((counts.pending, counts.approved), (1, 1));
+    // Past their expiry they are not live.
+    let counts = store.counts(5000).await.unwrap();
+    assert_eq!((counts.pending, counts.approved), (0, 0));
+    // A consumed token given back (its allow could not be recorded) redeems again.
+    let asked = action("s", Some("a"));
+    let fp = asked.fingerprint();
+    let presented = Presented {
+        fingerprint: &fp,
+        action: &asked,
+    };
+    assert_eq!(
+        store.redeem("a", &presented, 20).await.unwrap(),
+        Redemption::Allowed
+    );
+    assert!(store.set_state_if("a", Consumed, Approved).await.unwrap());
+    assert_eq!(
+        store.redeem("a", &presented, 30).await.unwrap(),
+        Redemption::Allowed
+    );
 }
 
 async fn management_table(store: &Arc<dyn TokenStore>) {

@@ -54,6 +54,21 @@ impl TokenStore for MemoryStore {
         })
     }
 
+    async fn set_state_if(
+        &self,
+        id: &str,
+        from: super::TokenState,
+        to: super::TokenState,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lock().get_mut(id) {
+            Some(token) if token.state == from => {
+                token.state = to;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn live(&self, now: Millis) -> Result<Vec<Token>, StoreError> {
         let mut live: Vec<Token> = self
             .lock()

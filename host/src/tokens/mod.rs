@@ -256,6 +256,15 @@ pub fn apply(token: &mut Token, op: Operation, now: Millis) -> Outcome {
     }
 }
 
+/// Live tokens by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveCounts {
+    /// Waiting for an operator.
+    pub pending: u64,
+    /// Approved, not yet used.
+    pub approved: u64,
+}
+
 /// A token store failed; every caller turns this into a fail-closed answer.
 #[derive(Debug, thiserror::Error)]
 #[error("token store unavailable: {0}")]
@@ -285,8 +294,32 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Apply an operator's action; see [`apply`]. Unknown ids answer [`Outcome::NotFound`].
     async fn apply(&self, id: &str, op: Operation, now: Millis) -> Result<Outcome, StoreError>;
 
+    /// Move token `id` from state `from` to `to` if it is still in `from`; whether it was.
+    /// The host applies an operator's change only once its audit record is written, and gives a
+    /// redeemed token back (consumed to approved) when the allow could not be recorded.
+    async fn set_state_if(
+        &self,
+        id: &str,
+        from: TokenState,
+        to: TokenState,
+    ) -> Result<bool, StoreError>;
+
     /// Every token still on record that is pending or approved at `now`, oldest first.
     async fn live(&self, now: Millis) -> Result<Vec<Token>, StoreError>;
+
+    /// How many tokens are pending and approved (live) at `now`, for metrics. Stores override
+    /// this with a query that does not load every token.
+    async fn counts(&self, now: Millis) -> Result<LiveCounts, StoreError> {
+        let live = self.live(now).await?;
+        let approved = live
+            .iter()
+            .filter(|t| t.state == TokenState::Approved)
+            .count() as u64;
+        Ok(LiveCounts {
+            pending: live.len() as u64 - approved,
+            approved,
+        })
+    }
 
     /// Forget records past their expiry by more than `grace_ms`; returns how many went.
     async fn prune(&self, now: Millis, grace_ms: Millis) -> Result<usize, StoreError>;

@@ -64,6 +64,15 @@ end
 return 'expired'
 ";
 
+/// Compare and set a token's state. KEYS[1] token hash; ARGV: from, to. Returns 1 if set.
+const SET_STATE_IF: &str = r"
+if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', ARGV[2])
+  return 1
+end
+return 0
+";
+
 /// Tokens in Redis, under a key prefix.
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -71,6 +80,7 @@ pub struct RedisStore {
     grace_ms: Millis,
     redeem: Script,
     apply: Script,
+    set_state_if: Script,
 }
 
 fn fail(e: redis::RedisError) -> StoreError {
@@ -103,6 +113,7 @@ impl RedisStore {
             grace_ms,
             redeem: Script::new(REDEEM),
             apply: Script::new(APPLY),
+            set_state_if: Script::new(SET_STATE_IF),
         })
     }
 
@@ -249,6 +260,24 @@ impl TokenStore for RedisStore {
             "expired" => Outcome::Expired,
             other => return Err(StoreError(format!("redis: unexpected answer `{other}`"))),
         })
+    }
+
+    async fn set_state_if(
+        &self,
+        id: &str,
+        from: TokenState,
+        to: TokenState,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let set: i64 = self
+            .set_state_if
+            .key(self.key(id))
+            .arg(from.as_str())
+            .arg(to.as_str())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(set == 1)
     }
 
     async fn live(&self, now: Millis) -> Result<Vec<Token>, StoreError> {
