@@ -81,14 +81,7 @@ fn build_guest(guests: &Path, target_dir: &Path, name: &str) -> Result<Vec<u8>, 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(guests)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            WASM_TARGET,
-            "-p",
-            name,
-        ])
+        .args(["build", "--release", "--target", WASM_TARGET, "-p", name])
         .arg("--target-dir")
         .arg(target_dir);
     // The outer build's flags (sanitizers, coverage, clippy's wrapper) are for the host target.

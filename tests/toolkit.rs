@@ -98,7 +98,10 @@ fn new_build_test_end_to_end() {
     )
     .unwrap();
     assert_eq!((&last["passed"], &last["failed"]), (&1.into(), &0.into()));
-    assert_eq!(last["decided_by"]["lint-guard"].as_object().unwrap().len(), 1);
+    assert_eq!(
+        last["decided_by"]["lint-guard"].as_object().unwrap().len(),
+        1
+    );
 
     // Inside the crate, no path: the fixtures run on the current component, and an edited
     // source is rebuilt first rather than testing a stale `.wasm`.
@@ -106,13 +109,21 @@ fn new_build_test_end_to_end() {
     let o = gavel(&["test", "-v"], &krate);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(!text(&o).contains("rebuilding"), "{}", text(&o));
-    assert!(text(&o).contains("ok   fixtures/lint-guard.json: "), "{}", text(&o));
+    assert!(
+        text(&o).contains("ok   fixtures/lint-guard.json: "),
+        "{}",
+        text(&o)
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let lib = krate.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap() + "\n// edited\n";
     std::fs::write(&lib, source).unwrap();
     let o = gavel(&["test"], &krate);
-    assert!(text(&o).contains("sources changed; rebuilding"), "{}", text(&o));
+    assert!(
+        text(&o).contains("sources changed; rebuilding"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim().lines().last(),
         Some("2 passed, 1 failed")

@@ -331,9 +331,9 @@ pub async fn serve_metrics(
 /// Bind the metrics listener, so a caller can fail at start (a port already taken) before it
 /// serves anything.
 pub async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        Error::Config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}"))
-    })
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
 }
 
 /// Serve `GET /metrics` and `GET /healthz` (`200 ok` while the server runs) on a bound

@@ -71,7 +71,8 @@ pub(crate) fn run(
         anyhow::bail!("nothing to check: give `--config gavel.toml` or `--policy ...`");
     }
     let mut report = Report::default();
-    let shown = config_path.map_or_else(|| "(command line)".to_owned(), |p| p.display().to_string());
+    let shown =
+        config_path.map_or_else(|| "(command line)".to_owned(), |p| p.display().to_string());
     let checked = check(&args, config_path, &shown, matches, &mut report);
     print(&report, checked, json_out);
     Ok(if report.count(Level::Error) > 0 {
@@ -139,19 +140,19 @@ fn check(
         }
         let mut one = config.clone();
         one.policies = vec![spec.clone()];
-        let loaded = one
-            .validate()
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                PolicyHost::new(&one, Arc::new(MemoryStore::new())).map_err(|e| e.to_string())
-            });
+        let loaded = one.validate().map_err(|e| e.to_string()).and_then(|()| {
+            PolicyHost::new(&one, Arc::new(MemoryStore::new())).map_err(|e| e.to_string())
+        });
         if let Err(e) = loaded {
             let file = spec
                 .config_file
                 .as_ref()
                 .filter(|_| e.contains("is not JSON"))
                 .map_or_else(|| shown.to_owned(), |p| p.display().to_string());
-            report.add(Level::Error, &file, &key, strip(&e));
+            // The key already names the policy.
+            let own = format!("policy `{}`: ", spec.name);
+            let e = e.strip_prefix(&own).unwrap_or(&e);
+            report.add(Level::Error, &file, &key, strip(e));
         }
         if spec.builtin.as_deref() == Some("command-rules") {
             lint_command_rules(spec, shown, &key, report);
@@ -168,7 +169,7 @@ fn strip(message: &str) -> String {
 /// Paths `gavel serve` would need: the audit log's directory (created at start if missing, so
 /// only an unusable ancestor is an error) and the sqlite store's directory.
 fn check_paths(config: &HostConfig, shown: &str, report: &mut Report) {
-    let mut usable = |key: &str, dir: &Path| {
+    let usable = |report: &mut Report, key: &str, dir: &Path| {
         if dir.is_file() {
             report.add(
                 Level::Error,
@@ -207,11 +208,11 @@ fn check_paths(config: &HostConfig, shown: &str, report: &mut Report) {
                 format!("`{}` is a directory; name a file in it", log.display()),
             );
         } else if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
-            usable("audit_log", dir);
+            usable(report, "audit_log", dir);
         }
     }
     if let Some(dir) = &config.store.path {
-        usable("store.path", dir);
+        usable(report, "store.path", dir);
     }
 }
 
@@ -219,7 +220,12 @@ fn check_paths(config: &HostConfig, shown: &str, report: &mut Report) {
 fn rule_lists(config: &Value) -> Vec<(String, &'static str, Vec<String>)> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut lists = Vec::new();
@@ -288,8 +294,8 @@ fn lint_command_rules(spec: &PolicySpec, shown: &str, key: &str, report: &mut Re
                 Some((tool, rest)) => (tool.trim(), rest.strip_suffix(')')),
                 None => (rule.trim(), None),
             };
-            let known = tool == command_rules_core::RUN_COMMAND
-                || command_rules_core::is_file_tool(tool);
+            let known =
+                tool == command_rules_core::RUN_COMMAND || command_rules_core::is_file_tool(tool);
             if !known {
                 let mut tools = vec![command_rules_core::RUN_COMMAND];
                 tools.extend_from_slice(command_rules_core::FILE_TOOLS);

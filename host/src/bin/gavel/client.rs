@@ -57,13 +57,14 @@ fn exchange(path: &Path, line: &str) -> anyhow::Result<String> {
 #[derive(clap::Args)]
 pub(crate) struct RequestArgs {
     /// The request line (JSON); read from stdin when absent.
-    json: Option<String>,
+    #[arg(value_name = "JSON")]
+    line: Option<String>,
 }
 
 /// `gavel request`; its answer is JSON already, so `--json` changes nothing.
 pub(crate) fn request(args: RequestArgs, g: &Globals) -> anyhow::Result<ExitCode> {
     let socket = socket_path(g, false)?;
-    let line = match args.json {
+    let line = match args.line {
         Some(j) => j,
         None => {
             let mut l = String::new();
@@ -116,7 +117,10 @@ pub(crate) fn token(args: TokenArgs, g: &Globals) -> anyhow::Result<ExitCode> {
     let socket = socket_path(g, true)?;
     if let TokenCommand::Approve { token, yes } = &args.command {
         // Show what is being approved; an approval is a decision a human should see made.
-        let (_, shown) = ask(&socket, &json!({"action": "local.exec.show", "token_id": token}))?;
+        let (_, shown) = ask(
+            &socket,
+            &json!({"action": "local.exec.show", "token_id": token}),
+        )?;
         if shown["outcome"] != "ok" {
             return refused(&shown, g.json);
         }

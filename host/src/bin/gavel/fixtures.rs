@@ -286,7 +286,12 @@ fn configured_rules(policy: &str, config: &Value) -> Option<Vec<String>> {
     match policy {
         "builtin:command-rules" => {
             let mut scopes = vec![&config["global"], &config["local"]];
-            scopes.extend(config["projects"].as_object().into_iter().flat_map(|p| p.values()));
+            scopes.extend(
+                config["projects"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|p| p.values()),
+            );
             for scope in scopes {
                 for kind in ["allow", "ask", "deny"] {
                     rules.extend(strings(&scope[kind]));

@@ -124,7 +124,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Eval(args) => {
             g.only("eval", true, false, false)?;
-            eval::run(args, g.config.as_deref(), matches.subcommand_matches("eval"))
+            eval::run(
+                args,
+                g.config.as_deref(),
+                matches.subcommand_matches("eval"),
+            )
         }
         Command::Serve(args) => {
             g.only("serve", true, true, false)?;
@@ -168,7 +172,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         }
         Command::Check(args) => {
             g.only("check", true, false, true)?;
-            check::run(args, g.config.as_deref(), g.json, matches.subcommand_matches("check"))
+            check::run(
+                args,
+                g.config.as_deref(),
+                g.json,
+                matches.subcommand_matches("check"),
+            )
         }
         Command::Builtins => {
             g.only("builtins", false, false, true)?;

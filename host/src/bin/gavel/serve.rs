@@ -55,6 +55,14 @@ fn prepare_audit_dir(path: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// A path as an absolute one, so the commands the banner prints work from any directory.
+fn shown(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
 /// Where the token store lives, for the banner (a Redis URL without its password).
 fn store_line(config: &HostConfig) -> String {
     match config.store.kind.unwrap_or(StoreKind::Sqlite) {
@@ -65,7 +73,7 @@ fn store_line(config: &HostConfig) -> String {
                 .path
                 .clone()
                 .unwrap_or_else(|| config.default_state_dir());
-            format!("sqlite {}", dir.join("tokens.db").display())
+            format!("sqlite {}", shown(&dir.join("tokens.db")))
         }
         StoreKind::Redis => {
             let url = config.store.url.as_deref().unwrap_or("");
@@ -147,13 +155,13 @@ fn banner(
     server: &Server,
     metrics: Option<&tokio::net::TcpListener>,
 ) {
-    println!("gavel: listening on {}", server.socket().display());
+    println!("gavel: listening on {}", shown(server.socket()));
     if let Some(m) = server.management_socket() {
-        println!("gavel: management on {}", m.display());
+        println!("gavel: management on {}", shown(m));
     }
     println!("gavel: token store {}", store_line(config));
     match &config.audit_log {
-        Some(path) => println!("gavel: audit log {}", path.display()),
+        Some(path) => println!("gavel: audit log {}", shown(path)),
         None => println!("gavel: audit log off (set `audit_log`)"),
     }
     match metrics.and_then(|l| l.local_addr().ok()) {
@@ -172,10 +180,9 @@ fn banner(
     let approver = server
         .management_socket()
         .unwrap_or_else(|| server.socket());
+    let approver = shown(approver);
     println!(
-        "gavel: approve with `gavel token --socket {} approve ID` (list: `gavel token --socket {} list`)",
-        approver.display(),
-        approver.display()
+        "gavel: approve with `gavel token --socket {approver} approve ID` (list: `gavel token --socket {approver} list`)"
     );
     // Whoever reads the banner through a pipe (a supervisor, a test) sees it now.
     std::io::Write::flush(&mut std::io::stdout()).ok();
