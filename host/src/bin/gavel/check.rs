@@ -282,9 +282,10 @@ fn lint_command_rules(spec: &PolicySpec, shown: &str, key: &str, report: &mut Re
     for (list_key, kind, rules) in &lists {
         let scope = list_key.rsplit_once('.').map_or("", |(s, _)| s);
         let same_scope = |k: &str| {
+            let wanted = format!("{scope}.{k}");
             lists
                 .iter()
-                .find(|(lk, _, _)| lk == &format!("{scope}.{k}"))
+                .find(|(lk, _, _)| *lk == wanted)
                 .map(|(_, _, r)| r.clone())
                 .unwrap_or_default()
         };

@@ -219,11 +219,12 @@ fn print_list(tokens: &Value) {
             .as_u64()
             .or_else(|| t["timeout_ms"].as_u64())
             .unwrap_or(0);
+        let expires = format!("in {}", span(left));
         println!(
             "{:<36}  {:<8}  {:>9}  {:<11}  {:<8}  {:<16}  {}",
             t["token_id"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
-            format!("in {}", span(left)),
+            expires,
             t["effect_class"].as_str().unwrap_or("-"),
             t["risk_class"].as_str().unwrap_or("-"),
             t["policy"].as_str().unwrap_or(""),
