@@ -486,7 +486,12 @@ fn record(host: &PolicyHost, request: &Value, tally: &mut Tally) {
             .insert(rule.clone());
         *tally
             .decided
-            .entry(decision.policy.to_string())
+            // An empty name: no policy governed it (every one abstained).
+            .entry(if decision.policy.is_empty() {
+                "(no policy)".to_owned()
+            } else {
+                decision.policy.to_string()
+            })
             .or_default()
             .entry(rule)
             .or_default() += 1;
