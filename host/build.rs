@@ -33,7 +33,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     ensure_wasm_target()?;
     let target_dir = out_dir.join("guest-target");
     for name in policy_crates(&guests)? {
+        let started = std::time::Instant::now();
         let core = build_guest(&guests, &target_dir, &name)?;
+        // Cargo shows a build script's output only when it fails; a warning line is the one
+        // way to tell a first-time builder where the minutes of `gavel-host(build)` went.
+        println!(
+            "cargo:warning=built the bundled policy `{name}` (wasm32, release) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         let manifest = std::fs::read_to_string(guests.join(&name).join("Cargo.toml"))?;
         let mut meta = componentize::meta_from_cargo_toml(&manifest);
         if let Some(meta) = &mut meta {
@@ -74,15 +81,7 @@ fn build_guest(guests: &Path, target_dir: &Path, name: &str) -> Result<Vec<u8>, 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(guests)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--target",
-            WASM_TARGET,
-            "-p",
-            name,
-        ])
+        .args(["build", "--release", "--target", WASM_TARGET, "-p", name])
         .arg("--target-dir")
         .arg(target_dir);
     // The outer build's flags (sanitizers, coverage, clippy's wrapper) are for the host target.

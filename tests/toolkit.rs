@@ -97,7 +97,37 @@ fn new_build_test_end_to_end() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(last, serde_json::json!({"passed": 1, "failed": 0}));
+    assert_eq!((&last["passed"], &last["failed"]), (&1.into(), &0.into()));
+    assert_eq!(
+        last["decided_by"]["lint-guard"].as_object().unwrap().len(),
+        1
+    );
+
+    // Inside the crate, no path: the fixtures run on the current component, and an edited
+    // source is rebuilt first rather than testing a stale `.wasm`.
+    let krate = dir.path().join("lint-guard");
+    let o = gavel(&["test", "-v"], &krate);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!text(&o).contains("rebuilding"), "{}", text(&o));
+    assert!(
+        text(&o).contains("ok   fixtures/lint-guard.json: "),
+        "{}",
+        text(&o)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let lib = krate.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap() + "\n// edited\n";
+    std::fs::write(&lib, source).unwrap();
+    let o = gavel(&["test"], &krate);
+    assert!(
+        text(&o).contains("sources changed; rebuilding"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim().lines().last(),
+        Some("2 passed, 1 failed")
+    );
 }
 
 #[test]
@@ -185,7 +215,7 @@ fn bench_reports_rate_and_percentiles() {
             "builtin:command-rules",
             "--request",
             "req.json",
-            "--config",
+            "--policy-config",
             r#"{"global":{"allow":["run_command(git status *)"]}}"#,
             "-n",
             "2000",
@@ -195,7 +225,9 @@ fn bench_reports_rate_and_percentiles() {
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(
-        out.contains("(pooled instances)") && out.contains("Allow") && out.contains("p99"),
+        out.contains("(pooled instances)")
+            && out.contains("verdict:    allow\n")
+            && out.contains("p99"),
         "{out}"
     );
 }

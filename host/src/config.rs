@@ -377,7 +377,11 @@ impl PolicySpec {
                     )));
                 }
             },
-            (None, Some(path)) => std::borrow::Cow::Owned(read_file(path)?),
+            // Name the policy and the key: a bare "cannot access" does not say whose file it is.
+            (None, Some(path)) => std::borrow::Cow::Owned(
+                read_file(path)
+                    .map_err(|e| Error::Policy(format!("policy `{}`: `path`: {e}", self.name)))?,
+            ),
             _ => {
                 return Err(Error::Config(format!(
                     "policy `{}` must set exactly one of `path` and `builtin`",
@@ -408,7 +412,9 @@ impl PolicySpec {
             ))),
             (Some(value), None) => Ok(value.to_string()),
             (None, Some(path)) => {
-                let text = read_file(path)?;
+                let text = read_file(path).map_err(|e| {
+                    Error::Policy(format!("policy `{}`: `config_file`: {e}", self.name))
+                })?;
                 let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
                     Error::Config(format!(
                         "policy `{}`: `{}` is not JSON: {e}",

@@ -36,6 +36,8 @@ pub struct Inspection {
     pub description: Option<String>,
     /// `ok`, or why this host refuses it.
     pub loads: Result<(), String>,
+    /// It imports WASI, so it loads only as a policy configured `wasi = true` (`--wasi`).
+    pub needs_wasi: bool,
 }
 
 /// Inspect a file; `config` is the JSON handed to its `init` when trying to load it.
@@ -61,6 +63,7 @@ pub fn inspect(bytes: &[u8], config: &str) -> Inspection {
         version: meta.version,
         description: meta.description,
         loads: Ok(()),
+        needs_wasi: false,
     };
     let runtime = match Runtime::new(&EngineOptions::default()) {
         Ok(r) => Arc::new(r),
@@ -95,6 +98,7 @@ pub fn inspect(bytes: &[u8], config: &str) -> Inspection {
     }
     // A policy that imports WASI is tried as `wasi = true` would run it.
     let wasi = report.imports.iter().any(|i| i.starts_with("wasi:"));
+    report.needs_wasi = wasi;
     let limits = Limits {
         wasi,
         memory_bytes: if wasi {

@@ -362,14 +362,32 @@ pub fn metrics_exposure(addr: std::net::SocketAddr) -> Option<String> {
 pub async fn serve_metrics(
     host: PolicyHost,
     addr: std::net::SocketAddr,
-    mut stop: broadcast::Receiver<()>,
+    stop: broadcast::Receiver<()>,
 ) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    serve_metrics_on(host, bind_metrics(addr).await?, stop).await;
+    Ok(())
+}
+
+/// Bind the metrics listener, so a caller can fail at start (a port already taken) before it
+/// serves anything.
+pub async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Config(format!("cannot serve metrics on `{addr}`: {e}")))?;
-    tracing::info!("metrics on http://{addr}/metrics");
-    if let Some(warning) = metrics_exposure(addr) {
-        tracing::warn!("{warning}");
+        .map_err(|e| Error::Config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
+}
+
+/// Serve `GET /metrics` and `GET /healthz` (`200 ok` while the server runs) on a bound
+/// listener until `stop` fires.
+pub async fn serve_metrics_on(
+    host: PolicyHost,
+    listener: tokio::net::TcpListener,
+    mut stop: broadcast::Receiver<()>,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("metrics on http://{addr}/metrics");
+        if let Some(warning) = metrics_exposure(addr) {
+            tracing::warn!("{warning}");
+        }
     }
     loop {
         let (mut stream, _) = tokio::select! {
@@ -377,7 +395,7 @@ pub async fn serve_metrics(
                 Ok(a) => a,
                 Err(_) => continue,
             },
-            _ = stop.recv() => return Ok(()),
+            _ = stop.recv() => return,
         };
         let host = host.clone();
         tokio::spawn(async move {
@@ -412,6 +430,9 @@ pub async fn serve_metrics(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 )
+            } else if request.starts_with(b"GET /healthz ") {
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n"
+                    .to_owned()
             } else {
                 "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     .to_owned()

@@ -16,7 +16,7 @@ pub(crate) struct BenchArgs {
     request: PathBuf,
     /// The policy's configuration: JSON or `@FILE`.
     #[arg(long, value_name = "JSON|@FILE")]
-    config: Option<String>,
+    policy_config: Option<String>,
     /// How many decisions to time.
     #[arg(short, long, default_value_t = 100_000)]
     n: usize,
@@ -31,10 +31,13 @@ pub(crate) struct BenchArgs {
     memory_mib: Option<u64>,
 }
 
-pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: BenchArgs, json: bool) -> anyhow::Result<ExitCode> {
     let mut spec = PolicySpec::parse(&args.policy);
-    if let Some(c) = &args.config {
-        spec.config = Some(serde_json::from_str(&crate::read_json_arg(c, "--config")?)?);
+    if let Some(c) = &args.policy_config {
+        spec.config = Some(serde_json::from_str(&crate::read_json_arg(
+            c,
+            "--policy-config",
+        )?)?);
     }
     let isolation = match args.isolation.as_str() {
         "pooled" => Isolation::Pooled,
@@ -90,8 +93,27 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(Duration::ZERO)
     };
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    // The verdict as the wire spells it (`pending_hitl` for an ask).
+    let verdict = verdict
+        .and_then(|d| serde_json::to_value(d).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "none".to_owned());
+    if json {
+        let out = serde_json::json!({
+            "policy": args.policy,
+            "isolation": args.isolation,
+            "verdict": verdict,
+            "decisions": samples.len(),
+            "seconds": wall.as_secs_f64(),
+            "per_second": samples.len() as f64 / wall.as_secs_f64(),
+            "latency_us": {"p50": us(at(0.5)), "p90": us(at(0.9)), "p99": us(at(0.99)),
+                           "p99.9": us(at(0.999)), "max": us(at(1.0))},
+        });
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("policy:     {} ({} instances)", args.policy, args.isolation);
-    println!("verdict:    {verdict:?}");
+    println!("verdict:    {verdict}");
     println!(
         "decisions:  {} in {:.2} s = {:.0}/s",
         samples.len(),

@@ -16,7 +16,13 @@ pub(crate) struct BuildArgs {
 }
 
 pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let path = args.path.unwrap_or_else(|| PathBuf::from("."));
+    build(args.path.unwrap_or_else(|| PathBuf::from(".")), args.out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Build `path` (a crate directory or a `.wasm` file) into a component at `out` (or the
+/// default place), and say whether this host loads it.
+pub(crate) fn build(path: PathBuf, out: Option<PathBuf>) -> anyhow::Result<()> {
     let (bytes, meta, default_out) = if path.is_dir() {
         build_crate(&path)?
     } else if path.extension().is_some_and(|e| e == "wasm") {
@@ -38,7 +44,7 @@ pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let component = componentize(&bytes, meta.as_ref())
         .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?;
-    let out = args.out.unwrap_or(default_out);
+    let out = out.unwrap_or(default_out);
     let report = gavel_host::inspect(&component, "{}");
     std::fs::write(&out, &component)
         .with_context(|| format!("cannot write `{}`", out.display()))?;
@@ -58,7 +64,17 @@ pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Ok(())) => {}
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The component `gavel build DIR` writes for a policy crate: `DIR/NAME.wasm`.
+pub(crate) fn crate_output(dir: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read `{}`", manifest.display()))?;
+    let meta = meta_from_cargo_toml(&text)
+        .with_context(|| format!("`{}` has no `[package] name`", manifest.display()))?;
+    Ok(dir.join(format!("{}.wasm", meta.name)))
 }
 
 /// `cargo build --release --target wasm32-unknown-unknown` in the crate; the core module, the

@@ -1,34 +1,37 @@
 //! `gavel token` and `gavel request`: a Unix-socket client for operators and scripts.
 
+use crate::Globals;
 use anyhow::{Context, bail};
 use gavel_host::HostConfig;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-#[derive(clap::Args)]
-pub(crate) struct SocketArg {
-    /// The socket to talk to (default: `$GAVEL_SOCKET`, else the default governance socket).
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-}
-
-impl SocketArg {
-    /// `--socket`, else `$GAVEL_SOCKET`, else `configured`, else the default socket.
-    fn path(&self, configured: Option<PathBuf>) -> PathBuf {
-        self.socket
-            .clone()
-            .or_else(|| std::env::var_os("GAVEL_SOCKET").map(PathBuf::from))
-            .or(configured)
-            .unwrap_or_else(|| HostConfig::default().socket_path())
+/// Which socket a client talks to: `--socket`, else the one `--config` names (the management
+/// socket for `token` when there is one), else `$GAVEL_SOCKET`, else the default governance
+/// socket.
+fn socket_path(g: &Globals, management: bool) -> anyhow::Result<PathBuf> {
+    if let Some(socket) = &g.socket {
+        return Ok(socket.clone());
     }
+    if let Some(path) = &g.config {
+        let config = HostConfig::from_file(path)?;
+        let chosen = match (management, &config.management_socket) {
+            (true, Some(m)) => m.clone(),
+            _ => config.socket_path(),
+        };
+        return Ok(chosen);
+    }
+    Ok(std::env::var_os("GAVEL_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| HostConfig::default().socket_path()))
 }
 
 /// Send one line, read one line.
-fn exchange(path: &std::path::Path, line: &str) -> anyhow::Result<String> {
+fn exchange(path: &Path, line: &str) -> anyhow::Result<String> {
     let mut stream = UnixStream::connect(&path).with_context(|| {
         format!(
             "cannot connect to `{}`; is `gavel serve` running there?",
@@ -53,14 +56,15 @@ fn exchange(path: &std::path::Path, line: &str) -> anyhow::Result<String> {
 
 #[derive(clap::Args)]
 pub(crate) struct RequestArgs {
-    #[command(flatten)]
-    socket: SocketArg,
     /// The request line (JSON); read from stdin when absent.
-    json: Option<String>,
+    #[arg(value_name = "JSON")]
+    line: Option<String>,
 }
 
-pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
-    let line = match args.json {
+/// `gavel request`; its answer is JSON already, so `--json` changes nothing.
+pub(crate) fn request(args: RequestArgs, g: &Globals) -> anyhow::Result<ExitCode> {
+    let socket = socket_path(g, false)?;
+    let line = match args.line {
         Some(j) => j,
         None => {
             let mut l = String::new();
@@ -74,7 +78,7 @@ pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
     if line.contains('\n') {
         bail!("the request must be one line");
     }
-    println!("{}", exchange(&args.socket.path(None), line)?);
+    println!("{}", exchange(&socket, line)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -82,26 +86,17 @@ pub(crate) fn request(args: RequestArgs) -> anyhow::Result<ExitCode> {
 pub(crate) struct TokenArgs {
     #[command(subcommand)]
     command: TokenCommand,
-    #[command(flatten)]
-    socket: SocketArg,
-    /// Print the server's JSON answer instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    /// The server's configuration (gavel.toml): its management token and socket (the
-    /// management socket if it has one) are used unless given otherwise.
-    #[arg(long, global = true, value_name = "PATH")]
-    config: Option<PathBuf>,
     /// The management token to send (default: `$GAVEL_MANAGEMENT_TOKEN`, else the one in
     /// `--config`). Prefer the variable or the file: a flag shows in the process list.
     #[arg(long, global = true, value_name = "TOKEN")]
     management_token: Option<String>,
 }
 
-/// The management token to send: the flag, else `$GAVEL_MANAGEMENT_TOKEN`, else the config's.
-/// Messages name where a token came from, never the token.
+/// The management token to send: the flag, else `$GAVEL_MANAGEMENT_TOKEN`, else the one the
+/// configuration names. Messages name where a token came from, never the token.
 fn management_token(
     args: &TokenArgs,
-    config: Option<&HostConfig>,
+    g: &Globals,
 ) -> anyhow::Result<Option<gavel_host::ManagementToken>> {
     if let Some(t) = &args.management_token {
         if t.is_empty() {
@@ -115,8 +110,8 @@ fn management_token(
         };
         return Ok(Some(gavel_host::ManagementToken::new(t)));
     }
-    match config {
-        Some(c) => Ok(c.resolve_management_token()?),
+    match &g.config {
+        Some(path) => Ok(HostConfig::from_file(path)?.resolve_management_token()?),
         None => Ok(None),
     }
 }
@@ -127,60 +122,123 @@ enum TokenCommand {
     List,
     /// One token, in any state.
     Show { token: String },
-    /// Approve a token: the next matching retry runs, once.
-    Approve { token: String },
+    /// Approve a token: the next matching retry runs, once. Shows the request and asks first.
+    Approve {
+        token: String,
+        /// Approve without asking (required when stdin is not a terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Revoke a token.
     Revoke { token: String },
 }
 
-pub(crate) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let config = args
-        .config
-        .as_deref()
-        .map(HostConfig::from_file)
-        .transpose()?;
-    let secret = management_token(&args, config.as_ref())?;
-    let configured_socket = config.as_ref().map(|c| {
-        c.management_socket
-            .clone()
-            .unwrap_or_else(|| c.socket_path())
-    });
-    let mut request = match &args.command {
+/// Ask the server (with the management token, when there is one) and parse its answer.
+fn ask(
+    socket: &Path,
+    request: &Value,
+    secret: Option<&gavel_host::ManagementToken>,
+) -> anyhow::Result<(String, Value)> {
+    let mut request = request.clone();
+    if let Some(secret) = secret {
+        request["management_token"] = Value::String(secret.expose().to_owned());
+    }
+    let answer = exchange(socket, &request.to_string())?;
+    let v: Value = serde_json::from_str(&answer)
+        .with_context(|| format!("the server answered something that is not JSON: {answer}"))?;
+    Ok((answer, v))
+}
+
+pub(crate) fn token(args: TokenArgs, g: &Globals) -> anyhow::Result<ExitCode> {
+    let socket = socket_path(g, true)?;
+    let secret = management_token(&args, g)?;
+    if let TokenCommand::Approve { token, yes } = &args.command {
+        // Show what is being approved; an approval is a decision a human should see made.
+        let (_, shown) = ask(
+            &socket,
+            &json!({"action": "local.exec.show", "token_id": token}),
+            secret.as_ref(),
+        )?;
+        if shown["outcome"] != "ok" {
+            return refused(&shown, g.json);
+        }
+        if !g.json {
+            print_record(&shown["token"]);
+        }
+        if !yes {
+            confirm(token)?;
+        }
+    }
+    let request = match &args.command {
         TokenCommand::List => json!({"action": "local.exec.list"}),
         TokenCommand::Show { token } => json!({"action": "local.exec.show", "token_id": token}),
-        TokenCommand::Approve { token } => {
+        TokenCommand::Approve { token, .. } => {
             json!({"action": "local.exec.approve", "token_id": token})
         }
         TokenCommand::Revoke { token } => json!({"action": "local.exec.revoke", "token_id": token}),
     };
-    if let Some(secret) = &secret {
-        request["management_token"] = Value::String(secret.expose().to_owned());
+    let (answer, v) = ask(&socket, &request, secret.as_ref())?;
+    if v["outcome"] != "ok" {
+        return refused(&v, g.json);
     }
-    let answer = exchange(&args.socket.path(configured_socket), &request.to_string())?;
-    let v: Value = serde_json::from_str(&answer)
-        .with_context(|| format!("the server answered something that is not JSON: {answer}"))?;
-    let ok = v["outcome"] == "ok";
-    if args.json {
+    if g.json {
         println!("{answer}");
-    } else if !ok {
+    } else {
+        match &args.command {
+            TokenCommand::List => print_list(&v["tokens"]),
+            TokenCommand::Show { .. } => print_record(&v["token"]),
+            TokenCommand::Approve { token, .. } => println!("approved {token}"),
+            TokenCommand::Revoke { token } => println!("revoked {token}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print a refusal (`not_found`, `denied`, ...) and exit 1.
+fn refused(v: &Value, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{v}");
+    } else {
         eprintln!(
             "{}: {}",
             v["outcome"].as_str().unwrap_or("error"),
             v["reason"].as_str().unwrap_or("")
         );
-    } else {
-        match &args.command {
-            TokenCommand::List => print_list(&v["tokens"]),
-            TokenCommand::Show { .. } => print_record(&v["token"]),
-            TokenCommand::Approve { token } => println!("approved {token}"),
-            TokenCommand::Revoke { token } => println!("revoked {token}"),
-        }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
+    Ok(ExitCode::from(1))
+}
+
+/// `Approve this request? [y/N]` on a terminal; refuse to guess when nobody can answer.
+fn confirm(token: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "not approving `{token}`: stdin is not a terminal, so nobody can confirm; \
+             pass `--yes` to approve from a script"
+        );
+    }
+    eprint!("Approve this request? [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut reply = String::new();
+    std::io::stdin()
+        .read_line(&mut reply)
+        .context("cannot read the answer")?;
+    if matches!(reply.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
     } else {
-        ExitCode::from(1)
-    })
+        bail!("not approved (answer `y` to approve)")
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 UTC, to the second.
+fn time(ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Milliseconds as `4m 59s`.
+fn span(ms: u64) -> String {
+    humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
 }
 
 fn print_list(tokens: &Value) {
@@ -190,7 +248,7 @@ fn print_list(tokens: &Value) {
         return;
     }
     println!(
-        "{:<36}  {:<8}  {:>8}  {:<11}  {:<8}  {:<16}  REQUEST",
+        "{:<36}  {:<8}  {:>9}  {:<11}  {:<8}  {:<16}  REQUEST",
         "TOKEN", "STATE", "EXPIRES", "EFFECT", "RISK", "POLICY"
     );
     for t in tokens {
@@ -199,11 +257,12 @@ fn print_list(tokens: &Value) {
             .as_u64()
             .or_else(|| t["timeout_ms"].as_u64())
             .unwrap_or(0);
+        let expires = format!("in {}", span(left));
         println!(
-            "{:<36}  {:<8}  {:>7}s  {:<11}  {:<8}  {:<16}  {}",
+            "{:<36}  {:<8}  {:>9}  {:<11}  {:<8}  {:<16}  {}",
             t["token_id"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
-            left / 1000,
+            expires,
             t["effect_class"].as_str().unwrap_or("-"),
             t["risk_class"].as_str().unwrap_or("-"),
             t["policy"].as_str().unwrap_or(""),
@@ -215,9 +274,15 @@ fn print_list(tokens: &Value) {
 fn print_record(t: &Value) {
     let Some(fields) = t.as_object() else { return };
     for (key, value) in fields {
-        let shown = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+        let shown = match (key.as_str(), value) {
+            (k, Value::Number(n)) if k.ends_with("_at_ms") => {
+                n.as_u64().map_or_else(|| n.to_string(), time)
+            }
+            ("timeout_ms" | "remaining_ms", Value::Number(n)) => {
+                n.as_u64().map_or_else(|| n.to_string(), span)
+            }
+            (_, Value::String(s)) => s.clone(),
+            (_, other) => other.to_string(),
         };
         println!("{key:>18}: {shown}");
     }

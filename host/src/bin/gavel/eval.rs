@@ -4,16 +4,13 @@ use anyhow::{Context, bail};
 use gavel_host::tokens::MemoryStore;
 use gavel_host::wire::{Line, read_line};
 use gavel_host::{HostConfig, Operator, PolicyHost, PolicySpec};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 
 #[derive(clap::Args)]
 pub(crate) struct EvalArgs {
-    /// A gavel.toml; its chain and settings are used (a `--policy` replaces its chain).
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// A policy: a component path or `builtin:NAME`. Repeat to form a chain, in order.
     #[arg(long = "policy", value_name = "PATH|builtin:NAME", action = clap::ArgAction::Append)]
     policies: Vec<String>,
@@ -26,10 +23,18 @@ pub(crate) struct EvalArgs {
     /// Do not read or write the compiled-policy cache.
     #[arg(long)]
     no_cache: bool,
+    /// Run the `--policy` policies that import WASI (componentize-py, componentize-js) in the
+    /// empty WASI sandbox, as `wasi = true` does in gavel.toml.
+    #[arg(long)]
+    wasi: bool,
 }
 
-pub(crate) fn run(args: EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
-    let config = build_config(&args, matches)?;
+pub(crate) fn run(
+    args: EvalArgs,
+    config_path: Option<&Path>,
+    matches: Option<&clap::ArgMatches>,
+) -> anyhow::Result<ExitCode> {
+    let config = build_config(&args, config_path, matches)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -48,8 +53,12 @@ pub(crate) fn run(args: EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow:
 }
 
 /// The chain: `--policy` flags if any, else the config file's, else `builtin:default-action`.
-fn build_config(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<HostConfig> {
-    let mut config = match &args.config {
+pub(crate) fn build_config(
+    args: &EvalArgs,
+    config_path: Option<&Path>,
+    matches: Option<&clap::ArgMatches>,
+) -> anyhow::Result<HostConfig> {
+    let mut config = match config_path {
         Some(path) => HostConfig::from_file(path)?,
         None => HostConfig::default(),
     };
@@ -57,7 +66,12 @@ fn build_config(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::
         config.compile_cache = false;
     }
     if !args.policies.is_empty() || !args.policy_configs.is_empty() {
-        config.policies = policy_specs(args, matches)?;
+        config.policies = policy_specs(&args.policies, &args.policy_configs, matches)?;
+        for spec in &mut config.policies {
+            spec.wasi |= args.wasi;
+        }
+    } else if args.wasi {
+        bail!("`--wasi` applies to `--policy` policies; in gavel.toml set `wasi = true`");
     } else if config.policies.is_empty() {
         config.policies = vec![PolicySpec::builtin("default-action")];
     }
@@ -66,8 +80,9 @@ fn build_config(args: &EvalArgs, matches: Option<&clap::ArgMatches>) -> anyhow::
 }
 
 /// Pair each `--policy-config` with the `--policy` given before it on the command line.
-fn policy_specs(
-    args: &EvalArgs,
+pub(crate) fn policy_specs(
+    policies: &[String],
+    policy_configs: &[String],
     matches: Option<&clap::ArgMatches>,
 ) -> anyhow::Result<Vec<PolicySpec>> {
     let positions = |id: &str| -> Vec<usize> {
@@ -78,9 +93,9 @@ fn policy_specs(
     };
     let policy_at = positions("policies");
     let config_at = positions("policy_configs");
-    let mut specs: Vec<PolicySpec> = args.policies.iter().map(|p| PolicySpec::parse(p)).collect();
+    let mut specs: Vec<PolicySpec> = policies.iter().map(|p| PolicySpec::parse(p)).collect();
     let mut configured = vec![false; specs.len()];
-    for (config, at) in args.policy_configs.iter().zip(config_at) {
+    for (config, at) in policy_configs.iter().zip(config_at) {
         let Some(owner) = policy_at.iter().rposition(|&p| p < at) else {
             bail!("`--policy-config` must follow the `--policy` it configures");
         };

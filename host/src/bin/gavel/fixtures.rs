@@ -22,26 +22,78 @@
 //! case. `{"advance_ms": N}` as a step moves the clock. A `command` case runs the command as a
 //! `run_command` tool call and as `/bin/bash -c` (expect a verdict or a list of them). A
 //! command-rules corpus (`{"rules": ..., "cases": [{"cmd", "expect"}]}`) is a fixture too.
+//! Unknown keys are refused (a misspelled `"confg"` would silently test an unconfigured
+//! policy); `about` (a file) and `why` (a case) are free-text comments.
+//!
+//! Without a path, inside a policy crate (`Cargo.toml` and `fixtures/`), the crate is rebuilt
+//! first when a source is newer than its component, then `fixtures/` runs.
 
 use anyhow::{Context, bail};
 use gavel_host::wire::{Request, Response, parse_request};
-use gavel_host::{HostConfig, ManualClock, Operator, PolicyHost, PolicySpec};
+use gavel_host::{HostConfig, ManualClock, Operator, PolicyHost, PolicyLimits, PolicySpec};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 #[derive(clap::Args)]
 pub(crate) struct TestArgs {
-    /// Fixture files, or directories of them (`*.json`).
-    #[arg(required = true)]
+    /// Fixture files, or directories of them (`*.json`). Default, inside a policy crate:
+    /// rebuild it if its sources changed, then run `fixtures/`.
     paths: Vec<PathBuf>,
     /// Run only cases whose name contains this.
     #[arg(long)]
     filter: Option<String>,
-    /// Print one JSON object per case and a summary object.
-    #[arg(long)]
-    json: bool,
+    /// Print every case, passed or failed.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// A fixture file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fixture {
+    /// A free-text description.
+    #[serde(default, rename = "about")]
+    _about: Option<Value>,
+    policy: Option<String>,
+    config: Option<Value>,
+    config_file: Option<PathBuf>,
+    /// A command-rules corpus: its rules configure `builtin:command-rules`.
+    rules: Option<Value>,
+    #[serde(default)]
+    wasi: bool,
+    limits: Option<PolicyLimits>,
+    cases: Vec<Case>,
+}
+
+/// One case: a request and its expectation, a list of steps, or a command.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: Option<String>,
+    /// A free-text reason for the case.
+    #[serde(default, rename = "why")]
+    _why: Option<Value>,
+    request: Option<Value>,
+    #[serde(default)]
+    expect: Value,
+    steps: Option<Vec<Step>>,
+    #[serde(alias = "cmd")]
+    command: Option<String>,
+}
+
+/// A step of a case: a request and its expectation, or a clock move.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    request: Option<Value>,
+    #[serde(default)]
+    expect: Value,
+    advance_ms: Option<u64>,
 }
 
 struct Outcome {
@@ -50,9 +102,25 @@ struct Outcome {
     failure: Option<String>,
 }
 
-pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+/// Which rules decided, per policy, and the configured rules of rule policies, per file.
+#[derive(Default)]
+struct Tally {
+    decided: BTreeMap<String, BTreeMap<String, usize>>,
+    /// The fixture file being run, and the rules that decided in each file.
+    file: String,
+    decided_in: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// `(file, rules)` of every file whose policy is a bundled rule policy.
+    configured: Vec<(String, Vec<String>)>,
+}
+
+pub(crate) fn run(args: TestArgs, json_out: bool) -> anyhow::Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        vec![policy_crate_fixtures()?]
+    } else {
+        args.paths.clone()
+    };
     let mut files = Vec::new();
-    for p in &args.paths {
+    for p in &paths {
         if p.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("cannot read `{}`", p.display()))?
@@ -72,25 +140,43 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let mut outcomes = Vec::new();
+    let mut tally = Tally::default();
     for file in &files {
-        outcomes.extend(rt.block_on(run_file(file, args.filter.as_deref()))?);
+        outcomes.extend(rt.block_on(run_file(file, args.filter.as_deref(), &mut tally))?);
     }
     let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
     let passed = outcomes.len() - failed;
     for o in &outcomes {
-        if args.json {
+        if json_out {
             println!(
                 "{}",
                 json!({"file": o.file, "case": o.case, "passed": o.failure.is_none(), "failure": o.failure})
             );
         } else if let Some(f) = &o.failure {
             println!("FAIL {}: {}: {f}", o.file, o.case);
+        } else if args.verbose {
+            println!("ok   {}: {}", o.file, o.case);
         }
     }
-    if args.json {
-        println!("{}", json!({"passed": passed, "failed": failed}));
+    let never = tally.never_decided();
+    if json_out {
+        let never: BTreeMap<&str, &Vec<String>> =
+            never.iter().map(|(f, r)| (f.as_str(), r)).collect();
+        println!(
+            "{}",
+            json!({"passed": passed, "failed": failed, "decided_by": tally.decided, "never_decided": never})
+        );
     } else {
+        tally.print(&never);
         println!("{passed} passed, {failed} failed");
+    }
+    if outcomes.is_empty() {
+        // A run that checks nothing must not look like a run that passed.
+        match &args.filter {
+            Some(f) => eprintln!("gavel: no case matches `--filter {f}`"),
+            None => eprintln!("gavel: the fixtures hold no cases"),
+        }
+        return Ok(ExitCode::from(1));
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -99,36 +185,181 @@ pub(crate) fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn run_file(file: &Path, filter: Option<&str>) -> anyhow::Result<Vec<Outcome>> {
+impl Tally {
+    /// Per file with a rule policy, its configured rules that never decided a case.
+    fn never_decided(&self) -> Vec<(String, Vec<String>)> {
+        self.configured
+            .iter()
+            .map(|(file, rules)| {
+                let decided = self.decided_in.get(file);
+                let never: Vec<String> = rules
+                    .iter()
+                    .filter(|r| decided.is_none_or(|d| !d.contains(*r)))
+                    .cloned()
+                    .collect();
+                (file.clone(), never)
+            })
+            .filter(|(_, never)| !never.is_empty())
+            .collect()
+    }
+
+    fn print(&self, never: &[(String, Vec<String>)]) {
+        for (policy, rules) in &self.decided {
+            let list: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+            println!("decided by {policy}: {}", list.join(", "));
+        }
+        for (file, rules) in never {
+            println!(
+                "never decided in {file}: {}",
+                rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+}
+
+/// `fixtures/` of the policy crate in the current directory, after rebuilding its component
+/// if any source is newer (a stale `.wasm` would test yesterday's policy).
+fn policy_crate_fixtures() -> anyhow::Result<PathBuf> {
+    let dir = Path::new(".");
+    let fixtures = PathBuf::from("fixtures");
+    if !dir.join("Cargo.toml").is_file() || !fixtures.is_dir() {
+        bail!(
+            "no fixtures given, and this directory is not a policy crate (`Cargo.toml` and \
+             `fixtures/`); run `gavel test FIXTURES...`"
+        );
+    }
+    let out = crate::build_policy::crate_output(dir)?;
+    let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    let newest = newest_source(dir)?;
+    if built.is_none_or(|b| newest.is_some_and(|n| n > b)) {
+        eprintln!("gavel: sources changed; rebuilding {}", out.display());
+        crate::build_policy::build(dir.to_owned(), None)?;
+    }
+    Ok(fixtures)
+}
+
+/// The latest modification time of `Cargo.toml`, `Cargo.lock` and everything under `src/`.
+fn newest_source(dir: &Path) -> anyhow::Result<Option<SystemTime>> {
+    let mut newest = None;
+    let mut pending = vec![dir.join("src")];
+    let mut seen = |path: &Path| {
+        if let Ok(t) = std::fs::metadata(path).and_then(|m| m.modified()) {
+            newest = newest.max(Some(t));
+        }
+    };
+    seen(&dir.join("Cargo.toml"));
+    seen(&dir.join("Cargo.lock"));
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("cannot read `{}`", d.display()))?
+                .path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                seen(&path);
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// The rules a rule policy is configured with, as its decisions name them: command-rules rule
+/// texts, http-rules rule ids.
+fn configured_rules(policy: &str, config: &Value) -> Option<Vec<String>> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut rules = Vec::new();
+    match policy {
+        "builtin:command-rules" => {
+            let mut scopes = vec![&config["global"], &config["local"]];
+            scopes.extend(
+                config["projects"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|p| p.values()),
+            );
+            for scope in scopes {
+                for kind in ["allow", "ask", "deny"] {
+                    rules.extend(strings(&scope[kind]));
+                }
+            }
+        }
+        "builtin:http-rules" => {
+            for list in ["requests", "connect", "upgrade"] {
+                rules.extend(
+                    config[list]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r["id"].as_str().map(str::to_owned)),
+                );
+            }
+        }
+        _ => return None,
+    }
+    rules.sort();
+    rules.dedup();
+    Some(rules)
+}
+
+async fn run_file(
+    file: &Path,
+    filter: Option<&str>,
+    tally: &mut Tally,
+) -> anyhow::Result<Vec<Outcome>> {
     let shown = file.display().to_string();
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read `{shown}`"))?;
-    let mut fixture: Value =
-        serde_json::from_str(&text).with_context(|| format!("`{shown}` is not JSON"))?;
+    let fixture: Fixture = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("`{shown}` is not a fixture file: {e}"))?;
     let base = file.parent().unwrap_or(Path::new("."));
-    if fixture.get("policy").is_none() && fixture.get("rules").is_some() {
+    let (policy, config) = match (fixture.policy, fixture.rules) {
+        (Some(policy), None) => (policy, fixture.config),
         // A command-rules corpus: its rules configure builtin:command-rules.
-        fixture["policy"] = json!("builtin:command-rules");
-        fixture["config"] = fixture["rules"].clone();
-    }
-    let policy = fixture["policy"].as_str().with_context(|| {
-        format!("`{shown}`: `policy` must name a `.wasm` file or `builtin:NAME`")
-    })?;
-    let mut spec = match policy.strip_prefix("builtin:") {
-        Some(_) => PolicySpec::parse(policy),
-        None => PolicySpec::file(base.join(policy)),
+        (None, Some(rules)) if fixture.config.is_none() => {
+            ("builtin:command-rules".to_owned(), Some(rules))
+        }
+        (None, None) => {
+            bail!("`{shown}`: `policy` must name a `.wasm` file or `builtin:NAME`")
+        }
+        _ => bail!("`{shown}`: give either `policy` (and `config`) or a corpus's `rules`"),
     };
-    if let Some(config) = fixture.get("config") {
-        spec.config = Some(config.clone());
-    }
-    if let Some(cf) = fixture.get("config_file").and_then(Value::as_str) {
+    let mut spec = match policy.strip_prefix("builtin:") {
+        Some(_) => PolicySpec::parse(&policy),
+        None => PolicySpec::file(base.join(&policy)),
+    };
+    spec.config = config;
+    if let Some(cf) = &fixture.config_file {
         spec.config_file = Some(base.join(cf));
     }
-    spec.wasi = fixture["wasi"].as_bool().unwrap_or(false);
-    if let Some(limits) = fixture.get("limits") {
-        spec.limits = serde_json::from_value(limits.clone()).with_context(|| {
-            format!("`{shown}`: `limits` takes deadline_ms, memory_mib and isolation")
-        })?;
+    spec.wasi = fixture.wasi;
+    if let Some(limits) = fixture.limits {
+        spec.limits = limits;
     }
+    let effective = match (&spec.config, &spec.config_file) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
+        (None, None) => None,
+    };
+    if let Some(rules) = configured_rules(&policy, &effective.unwrap_or(Value::Null)) {
+        tally.configured.push((shown.clone(), rules));
+    }
+    tally.file.clone_from(&shown);
     let config = HostConfig {
         policies: vec![spec],
         ..HostConfig::default()
@@ -140,20 +371,24 @@ async fn run_file(file: &Path, filter: Option<&str>) -> anyhow::Result<Vec<Outco
         Arc::new(clock.clone()),
     )
     .with_context(|| format!("`{shown}`: the policy does not load"))?;
-    let cases = fixture["cases"]
-        .as_array()
-        .with_context(|| format!("`{shown}`: `cases` must be a list"))?;
     let mut outcomes = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        let name = case["name"]
-            .as_str()
-            .or(case["cmd"].as_str())
-            .or(case["command"].as_str())
-            .map_or_else(|| format!("case {}", i + 1), str::to_owned);
+    if fixture.cases.is_empty() && filter.is_none() {
+        outcomes.push(Outcome {
+            file: shown.clone(),
+            case: "(no cases)".into(),
+            failure: Some("the file holds no cases".into()),
+        });
+    }
+    for (i, case) in fixture.cases.iter().enumerate() {
+        let name = case
+            .name
+            .clone()
+            .or_else(|| case.command.clone())
+            .unwrap_or_else(|| format!("case {}", i + 1));
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let failure = run_case(&host, &clock, case).await.err();
+        let failure = run_case(&host, &clock, case, tally).await.err();
         outcomes.push(Outcome {
             file: shown.clone(),
             case: name,
@@ -164,9 +399,14 @@ async fn run_file(file: &Path, filter: Option<&str>) -> anyhow::Result<Vec<Outco
 }
 
 /// Run one case; `Err` says what differed.
-async fn run_case(host: &PolicyHost, clock: &ManualClock, case: &Value) -> Result<(), String> {
-    if let Some(cmd) = case["command"].as_str().or(case["cmd"].as_str()) {
-        let allowed: Vec<String> = match &case["expect"] {
+async fn run_case(
+    host: &PolicyHost,
+    clock: &ManualClock,
+    case: &Case,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    if let Some(cmd) = &case.command {
+        let allowed: Vec<String> = match &case.expect {
             Value::String(s) => vec![wire_verdict(s)],
             Value::Array(a) => a
                 .iter()
@@ -179,6 +419,7 @@ async fn run_case(host: &PolicyHost, clock: &ManualClock, case: &Value) -> Resul
         let as_exec = json!({"action": "local.exec", "executable": "/bin/bash", "args": ["-c", cmd], "sandbox_id": "sbx",
                              "session_id": "s", "profile": "default", "hitl_mode": "async_token"});
         for (how, request) in [("tool.call", as_tool), ("local.exec", as_exec)] {
+            record(host, &request, tally);
             let answer = send(host, &request).await?;
             let got = answer["decision"].as_str().unwrap_or("").to_owned();
             if !allowed.contains(&got) {
@@ -191,10 +432,14 @@ async fn run_case(host: &PolicyHost, clock: &ManualClock, case: &Value) -> Resul
         }
         return Ok(());
     }
-    let steps: Vec<Value> = match case.get("steps") {
-        Some(Value::Array(steps)) => steps.clone(),
-        Some(_) => return Err("`steps` must be a list".into()),
-        None => vec![json!({"request": case["request"], "expect": case["expect"]})],
+    let steps: Vec<Step> = match (&case.steps, &case.request) {
+        (Some(steps), None) => steps.clone(),
+        (None, Some(request)) => vec![Step {
+            request: Some(request.clone()),
+            expect: case.expect.clone(),
+            advance_ms: None,
+        }],
+        _ => return Err("a case has one of `request`, `steps` and `command`".into()),
     };
     let mut token: Option<String> = None;
     for (n, step) in steps.iter().enumerate() {
@@ -203,23 +448,54 @@ async fn run_case(host: &PolicyHost, clock: &ManualClock, case: &Value) -> Resul
         } else {
             String::new()
         };
-        if let Some(ms) = step["advance_ms"].as_u64() {
+        if let Some(ms) = step.advance_ms {
             clock.advance(ms);
             continue;
         }
-        let request = substitute(&step["request"], token.as_deref());
+        let request = substitute(
+            step.request.as_ref().unwrap_or(&Value::Null),
+            token.as_deref(),
+        );
         if !request.is_object() {
             return Err(format!("{at}`request` must be a JSON object"));
         }
+        record(host, &request, tally);
         let answer = send(host, &request).await?;
         if let Some(t) = answer["approval_token"].as_str() {
             token = Some(t.to_owned());
         }
-        check(host, &request, &answer, &step["expect"])
+        check(host, &request, &answer, &step.expect)
             .await
             .map_err(|e| format!("{at}{e}"))?;
     }
     Ok(())
+}
+
+/// Count the rule that decides a fresh governance request (a retry runs no policy).
+fn record(host: &PolicyHost, request: &Value, tally: &mut Tally) {
+    if request.get("approval_token").is_some() {
+        return;
+    }
+    if let Ok(Request::Decide(d)) = parse_request(request.to_string().as_bytes()) {
+        let decision = host.evaluate(&d.action);
+        let rule = decision.rule_id.unwrap_or_else(|| "(no rule)".to_owned());
+        tally
+            .decided_in
+            .entry(tally.file.clone())
+            .or_default()
+            .insert(rule.clone());
+        *tally
+            .decided
+            // An empty name: no policy governed it (every one abstained).
+            .entry(if decision.policy.is_empty() {
+                "(no policy)".to_owned()
+            } else {
+                decision.policy.to_string()
+            })
+            .or_default()
+            .entry(rule)
+            .or_default() += 1;
+    }
 }
 
 fn wire_verdict(v: &str) -> String {

@@ -9,19 +9,17 @@ pub(crate) struct InspectArgs {
     /// Configuration handed to the policy's `init` when trying to load it (JSON or `@FILE`).
     #[arg(long, value_name = "JSON|@FILE")]
     policy_config: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
-pub(crate) fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
+/// `--json` prints the report as one object.
+pub(crate) fn run(args: InspectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let bytes = crate::policy_bytes(&args.policy)?;
     let config = match &args.policy_config {
         Some(c) => crate::read_json_arg(c, "--policy-config")?,
         None => "{}".to_owned(),
     };
     let r = gavel_host::inspect(&bytes, &config);
-    if args.json {
+    if json {
         let mut v = serde_json::to_value(&r)?;
         v["loads"] = match &r.loads {
             Ok(()) => serde_json::json!("ok"),
@@ -68,6 +66,10 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             }
         );
         match &r.loads {
+            // Without `wasi = true` the host refuses it, as `gavel eval` without `--wasi` does.
+            Ok(()) if r.needs_wasi => println!(
+                "loads:          only with `wasi = true` (gavel.toml) or `--wasi` (eval, bench): it imports WASI"
+            ),
             Ok(()) => println!("loads:          yes"),
             Err(e) => println!("loads:          no: {e}"),
         }

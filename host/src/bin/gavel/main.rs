@@ -3,6 +3,7 @@
 
 mod bench;
 mod build_policy;
+mod check;
 mod client;
 mod eval;
 mod fixtures;
@@ -22,8 +23,42 @@ struct Cli {
     /// Log format on stderr (filter with RUST_LOG, default `warn`).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Flags every subcommand accepts before or after its name, with one meaning everywhere; a
+/// subcommand that has no use for one refuses it rather than ignore it.
+#[derive(clap::Args, Default)]
+pub(crate) struct Globals {
+    /// The configuration file, `gavel.toml` (a policy's own JSON is `--policy-config`).
+    #[arg(long, global = true, value_name = "GAVEL.TOML")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// The socket to talk to or serve on (overrides the configuration's).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) socket: Option<std::path::PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+impl Globals {
+    /// Refuse the global flags `command` has no use for, naming them.
+    fn only(&self, command: &str, config: bool, socket: bool, json: bool) -> anyhow::Result<()> {
+        let unused = [
+            ("--config", self.config.is_some() && !config),
+            ("--socket", self.socket.is_some() && !socket),
+            ("--json", self.json && !json),
+        ];
+        for (flag, given) in unused {
+            if given {
+                anyhow::bail!("`gavel {command}` does not take `{flag}`");
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,6 +92,15 @@ enum Command {
     Suggest(suggest::SuggestArgs),
     /// Merge allow rules into a project's permissions.json (append-only, atomic).
     AllowForProject(project::AllowArgs),
+    /// Validate a configuration, every policy in it and every rules file; report all errors.
+    Check(check::CheckArgs),
+    /// List the bundled policies (`builtin:NAME`).
+    Builtins,
+    /// Print a shell completion script: `gavel completions bash > /etc/bash_completion.d/gavel`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,29 +110,136 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing(cli.log_format);
-    let result = match cli.command {
-        Command::Eval(args) => {
-            let sub = matches.subcommand_matches("eval");
-            eval::run(args, sub)
-        }
-        Command::Serve(args) => serve::run(args),
-        Command::Token(args) => client::token(args),
-        Command::Request(args) => client::request(args),
-        Command::Suggest(args) => suggest::run(args),
-        Command::New(args) => new::run(args),
-        Command::Build(args) => build_policy::run(args),
-        Command::Test(args) => fixtures::run(args),
-        Command::Inspect(args) => inspect_cmd::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::AllowForProject(args) => project::run(args),
-    };
-    match result {
+    match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("gavel: {e:#}");
+            eprintln!("gavel: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    let g = cli.globals;
+    match cli.command {
+        Command::Eval(args) => {
+            g.only("eval", true, false, false)?;
+            eval::run(
+                args,
+                g.config.as_deref(),
+                matches.subcommand_matches("eval"),
+            )
+        }
+        Command::Serve(args) => {
+            g.only("serve", true, true, false)?;
+            serve::run(args, &g)
+        }
+        Command::Token(args) => client::token(args, &g),
+        Command::Request(args) => client::request(args, &g),
+        Command::Suggest(args) => {
+            g.only("suggest", false, false, true)?;
+            suggest::run(args, g.json)
+        }
+        Command::New(args) => {
+            g.only("new", false, false, false)?;
+            new::run(args)
+        }
+        Command::Build(args) => {
+            g.only("build", false, false, false)?;
+            build_policy::run(args)
+        }
+        Command::Test(args) => {
+            g.only("test", false, false, true)?;
+            fixtures::run(args, g.json)
+        }
+        Command::Inspect(args) => {
+            g.only("inspect", false, false, true)?;
+            inspect_cmd::run(args, g.json)
+        }
+        Command::Bench(args) => {
+            if g.config.is_some() {
+                anyhow::bail!(
+                    "`gavel bench` takes one policy: give its JSON configuration with \
+                     `--policy-config`, not `--config` (which is always a gavel.toml)"
+                );
+            }
+            g.only("bench", false, false, true)?;
+            bench::run(args, g.json)
+        }
+        Command::AllowForProject(args) => {
+            g.only("allow-for-project", false, false, false)?;
+            project::run(args)
+        }
+        Command::Check(args) => {
+            g.only("check", true, false, true)?;
+            check::run(
+                args,
+                g.config.as_deref(),
+                g.json,
+                matches.subcommand_matches("check"),
+            )
+        }
+        Command::Builtins => {
+            g.only("builtins", false, false, true)?;
+            builtins(g.json)
+        }
+        Command::Completions { shell } => {
+            g.only("completions", false, false, false)?;
+            clap_complete::generate(shell, &mut Cli::command(), "gavel", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause once: library errors often repeat their
+/// source in their own text (`cannot access `x`: No such file`), and nested configuration
+/// errors each carry the same prefix.
+fn one_line(e: &anyhow::Error) -> String {
+    const PREFIX: &str = "invalid configuration: ";
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    // Keep the first "invalid configuration: " and drop its repeats.
+    if let Some(first) = out.find(PREFIX) {
+        let (head, tail) = out.split_at(first + PREFIX.len());
+        out = format!("{head}{}", tail.replace(PREFIX, ""));
+    }
+    out.replace('\n', " ")
+}
+
+/// `gavel builtins`: name, version and description of each bundled policy.
+fn builtins(json: bool) -> anyhow::Result<ExitCode> {
+    let mut list = Vec::new();
+    for name in gavel_host::builtin_names() {
+        let bytes = gavel_host::builtin_component(name).unwrap_or_default();
+        let meta = gavel_host::componentize::read_meta(bytes);
+        list.push(serde_json::json!({
+            "policy": format!("builtin:{name}"),
+            "version": meta.version,
+            "description": meta.description,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for b in &list {
+            println!(
+                "{:<24} {:<8} {}",
+                b["policy"].as_str().unwrap_or(""),
+                b["version"].as_str().unwrap_or("-"),
+                b["description"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing(format: LogFormat) {

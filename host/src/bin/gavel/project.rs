@@ -19,6 +19,13 @@ pub(crate) struct AllowArgs {
 }
 
 pub(crate) fn run(args: AllowArgs) -> anyhow::Result<ExitCode> {
+    // A first save into a fresh projects directory creates it, as `mkdir -p` would.
+    std::fs::create_dir_all(&args.project_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "`--project-dir`: cannot create `{}`: {e}",
+            args.project_dir.display()
+        )
+    })?;
     let add = Rules {
         allow: args.rules,
         ..Rules::default()
@@ -28,6 +35,15 @@ pub(crate) fn run(args: AllowArgs) -> anyhow::Result<ExitCode> {
         args.project.as_deref(),
         &add,
     )?;
-    println!("{} allow rules saved", merged.allow.len());
+    let file = match &args.project {
+        Some(id) => args.project_dir.join(id),
+        None => args.project_dir.clone(),
+    }
+    .join(gavel_host::permissions::PERMISSIONS_FILE);
+    println!(
+        "{} allow rules saved in {}",
+        merged.allow.len(),
+        file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

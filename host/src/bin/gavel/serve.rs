@@ -3,22 +3,19 @@
 
 use anyhow::Context;
 use gavel_host::audit::AuditLog;
-use gavel_host::server::{Server, serve_metrics};
+use gavel_host::server::{Server, bind_metrics, serve_metrics_on};
 use gavel_host::{HostConfig, PolicyHost, PolicySpec, StoreKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 
+/// `gavel serve [--config gavel.toml] [--socket PATH]`. Without `--config`:
+/// `builtin:default-action` asking a human for everything, on the default socket.
 #[derive(clap::Args)]
-pub(crate) struct ServeArgs {
-    /// The configuration file (gavel.toml). Without it: `builtin:default-action` asking a human
-    /// for everything, on the default socket.
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
+pub(crate) struct ServeArgs {}
 
-fn load(path: Option<&Path>) -> anyhow::Result<HostConfig> {
+fn load(path: Option<&Path>, socket: Option<&Path>) -> anyhow::Result<HostConfig> {
     let mut config = match path {
         Some(p) => HostConfig::from_file(p)?,
         None => HostConfig::default(),
@@ -26,18 +23,70 @@ fn load(path: Option<&Path>) -> anyhow::Result<HostConfig> {
     if config.policies.is_empty() && path.is_none() {
         config.policies = vec![PolicySpec::builtin("default-action")];
     }
+    if let Some(socket) = socket {
+        config.socket = Some(socket.to_owned());
+    }
     config.validate()?;
     Ok(config)
 }
 
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = load(args.config.as_deref())?;
+pub(crate) fn run(_args: ServeArgs, g: &crate::Globals) -> anyhow::Result<ExitCode> {
+    let config = load(g.config.as_deref(), g.socket.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, args.config))?;
+    runtime.block_on(serve(config, g.config.clone()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Create the audit log's directory if it is missing, so a fresh machine needs no `mkdir`;
+/// anything else wrong with the path fails here, naming the key.
+fn prepare_audit_dir(path: &Path) -> anyhow::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "`audit_log`: cannot create the directory `{}` for `{}`: {e}",
+            dir.display(),
+            path.display()
+        )
+    })
+}
+
+/// A path as an absolute one, so the commands the banner prints work from any directory.
+fn shown(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+/// Where the token store lives, for the banner (a Redis URL without its password).
+fn store_line(config: &HostConfig) -> String {
+    match config.store.kind.unwrap_or(StoreKind::Sqlite) {
+        StoreKind::Memory => "memory (tokens are lost on restart)".to_owned(),
+        StoreKind::Sqlite => {
+            let dir = config
+                .store
+                .path
+                .clone()
+                .unwrap_or_else(|| config.default_state_dir());
+            format!("sqlite {}", shown(&dir.join("tokens.db")))
+        }
+        StoreKind::Redis => {
+            let url = config.store.url.as_deref().unwrap_or("");
+            let shown = match (url.split_once("://"), url.rfind('@')) {
+                (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
+                _ => url.to_owned(),
+            };
+            format!(
+                "redis {shown} (prefix `{}`)",
+                config.store.prefix.as_deref().unwrap_or("gavel:")
+            )
+        }
+    }
 }
 
 async fn serve(config: HostConfig, config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -45,34 +94,26 @@ async fn serve(config: HostConfig, config_path: Option<PathBuf>) -> anyhow::Resu
     let mut builder = PolicyHost::builder(&config).store(store);
     let mut audit_writer = None;
     if let Some(path) = &config.audit_log {
-        let (log, writer) = AuditLog::open(path, config.audit_failure)?;
+        prepare_audit_dir(path)?;
+        let (log, writer) = AuditLog::open(path, config.audit_failure)
+            .with_context(|| format!("`audit_log`: cannot open `{}`", path.display()))?;
         builder = builder.audit(log);
         audit_writer = Some(writer);
     }
     let host = builder.build()?;
-    for p in host.policies() {
-        tracing::info!(
-            policy = p.name,
-            digest = p.digest,
-            world = p.world.name(),
-            "policy loaded"
-        );
-    }
+    // Bound before anything is served: a port already taken fails the start, not a log line.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(bind_metrics(addr).await?),
+        None => None,
+    };
     let server = Server::bind(host.clone(), &config)?;
-    println!("gavel: listening on {}", server.socket().display());
-    if let Some(m) = server.management_socket() {
-        println!("gavel: management on {}", m.display());
-    }
+    banner(&config, &host, &server, metrics_listener.as_ref());
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
-    let metrics = config.metrics_addr.map(|addr| {
+    let metrics = metrics_listener.map(|listener| {
         let host = host.clone();
         let stop = stop.subscribe();
-        tokio::spawn(async move {
-            if let Err(e) = serve_metrics(host, addr, stop).await {
-                tracing::error!("{e}");
-            }
-        })
+        tokio::spawn(serve_metrics_on(host, listener, stop))
     });
     let reloader = tokio::spawn(reload_loop(
         host.clone(),
@@ -104,6 +145,47 @@ async fn serve(config: HostConfig, config_path: Option<PathBuf>) -> anyhow::Resu
             .ok();
     }
     Ok(())
+}
+
+/// What an operator needs at start: where to connect, where state and records go, what runs,
+/// and how to approve.
+fn banner(
+    config: &HostConfig,
+    host: &PolicyHost,
+    server: &Server,
+    metrics: Option<&tokio::net::TcpListener>,
+) {
+    println!("gavel: listening on {}", shown(server.socket()));
+    if let Some(m) = server.management_socket() {
+        println!("gavel: management on {}", shown(m));
+    }
+    println!("gavel: token store {}", store_line(config));
+    match &config.audit_log {
+        Some(path) => println!("gavel: audit log {}", shown(path)),
+        None => println!("gavel: audit log off (set `audit_log`)"),
+    }
+    match metrics.and_then(|l| l.local_addr().ok()) {
+        Some(addr) => println!("gavel: metrics http://{addr}/metrics (health: /healthz)"),
+        None => println!("gavel: metrics off (set `metrics_addr`)"),
+    }
+    for p in host.policies() {
+        println!(
+            "gavel: policy {}@sha256:{} ({}, gavel:policy@{})",
+            p.name,
+            p.digest,
+            p.world.name(),
+            p.interface.as_str()
+        );
+    }
+    let approver = server
+        .management_socket()
+        .unwrap_or_else(|| server.socket());
+    let approver = shown(approver);
+    println!(
+        "gavel: approve with `gavel token --socket {approver} approve ID` (list: `gavel token --socket {approver} list`)"
+    );
+    // Whoever reads the banner through a pipe (a supervisor, a test) sees it now.
+    std::io::Write::flush(&mut std::io::stdout()).ok();
 }
 
 /// Size and modification time of a file, to notice changes without a file watcher.

@@ -16,15 +16,20 @@ pub(crate) struct SuggestArgs {
     /// The project whose rules apply.
     #[arg(long)]
     project: Option<String>,
-    /// Print JSON: `{"verdict", "reason", "rule", "suggestions": [[{"rule", "label"}], ...]}`.
-    #[arg(long)]
-    json: bool,
-    /// The command line (or the tool's argument).
-    #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
+    /// The command line (or the tool's argument); everything after the first word is the
+    /// command's, flags included (`gavel suggest npm run build --watch`).
+    #[arg(
+        required = true,
+        num_args = 1..,
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     command: Vec<String>,
 }
 
-pub(crate) fn run(args: SuggestArgs) -> anyhow::Result<ExitCode> {
+/// `--json` prints `{"verdict", "reason", "rule", "suggestions": [[{"rule", "label"}], ...]}`.
+pub(crate) fn run(args: SuggestArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = match args.policy_config.as_deref() {
         None => "{}".to_owned(),
         Some(text) => crate::read_json_arg(text, "--policy-config")?,
@@ -33,7 +38,7 @@ pub(crate) fn run(args: SuggestArgs) -> anyhow::Result<ExitCode> {
         Policy::from_json(&config).context("the command-rules configuration is invalid")?;
     let command = args.command.join(" ");
     let e = policy.evaluate(&Request::tool(&args.tool, &command).project(args.project.as_deref()));
-    if args.json {
+    if json {
         let groups: Vec<&Vec<command_rules_core::Suggestion>> =
             e.suggestions.iter().map(|g| &g.rules).collect();
         let out = serde_json::json!({
