@@ -192,6 +192,9 @@ fn drive() -> Result<bool, Failure> {
             ran_denied += 1;
             ran_denied_allowed += usize::from(any_allowed);
         }
+        if any_allowed && std::env::var_os("GAVEL_DIFF_SHOW_ALLOWED").is_some() {
+            println!("allowed: {cmd:?} ran {argvs:?}");
+        }
         if any_allowed && let Some(argv) = offender {
             violations += 1;
             if violations <= 40 {
@@ -455,8 +458,12 @@ impl Generator {
     }
 
     fn case(&mut self) -> String {
-        // Half the cases carry a denied payload, half only allowed commands (so the allow path
-        // is exercised as often as deny detection).
+        // A third of the cases are lists of allowed commands, mutated: the allow path's parser
+        // is where a misreading would let something through.
+        if self.below(3) == 0 {
+            return self.allowed_list();
+        }
+        // The rest carry a denied payload or only allowed commands, in bash syntax.
         let mut x = if self.below(2) == 0 {
             self.pick(DENIED).to_owned()
         } else {
@@ -473,6 +480,30 @@ impl Generator {
                 let noise = self.pick(NOISE);
                 x.insert_str(at, noise);
             }
+        }
+        x
+    }
+
+    fn allowed_list(&mut self) -> String {
+        const SEPARATORS: &[&str] = &[" ; ", " && ", " || ", " | ", " |& ", "\n", " & ", ";", "|"];
+        let mut x = self.pick(ALLOWED).to_owned();
+        for _ in 0..self.below(4) {
+            let sep = self.pick(SEPARATORS);
+            let next = if self.below(8) == 0 {
+                self.pick(DENIED)
+            } else {
+                self.pick(ALLOWED)
+            };
+            x = format!("{x}{sep}{next}");
+        }
+        for _ in 0..self.below(4) {
+            let at = self.char_boundary(&x);
+            let noise = if self.below(4) == 0 {
+                self.pick(DENIED)
+            } else {
+                self.pick(NOISE)
+            };
+            x.insert_str(at, noise);
         }
         x
     }
@@ -572,6 +603,9 @@ fn setup_and_run(base: &Path, input: &Path, output: &Path) -> Result<bool, Failu
 
     let mut out = std::io::BufWriter::new(std::fs::File::create(output)?);
     let cases = std::io::BufReader::new(std::fs::File::open(input)?);
+    // Background jobs may outlive their bash: each case's programs log into its own HOME, read
+    // only after every case of the batch has run.
+    let mut done = Vec::new();
     for line in cases.lines() {
         let v: serde_json::Value = serde_json::from_str(&line?)?;
         let i = v["i"].as_u64().unwrap_or(u64::MAX);
@@ -582,14 +616,17 @@ fn setup_and_run(base: &Path, input: &Path, output: &Path) -> Result<bool, Failu
         std::fs::write(home.join("notes.txt"), "a\n")?;
         let _ = std::fs::remove_file(&log);
         let timed_out = run_case(&bash, cmd, &home)?;
-        let mut ran = parse_log(&home.join(".gavel-diff-log"));
-        ran.extend(parse_log(&log));
+        // Programs run with HOME changed or unset log to the shared log, read right away.
+        done.push((i, home, timed_out, parse_log(&log)));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, home, timed_out, mut ran) in done {
+        ran.extend(parse_log(&home.join(".gavel-diff-log")));
         writeln!(
             out,
             "{}",
             serde_json::json!({"i": i, "ran": ran, "timeout": timed_out})
         )?;
-        let _ = std::fs::remove_dir_all(&home);
     }
     out.flush()?;
     Ok(true)

@@ -143,6 +143,10 @@ pub(crate) fn form(words: &[StrictWord]) -> Form {
 }
 
 fn wrapper(base: &str, args: &[&str]) -> Form {
+    // `command -v NAME` only looks a name up.
+    if base == "command" && matches!(args.first(), Some(&("-v" | "-V"))) {
+        return Form::Plain;
+    }
     if PLAIN_WRAPPERS.contains(&base) && args.first().is_none_or(|a| !a.starts_with('-')) {
         if base != "timeout" {
             return Form::Plain;
@@ -254,6 +258,17 @@ fn git(args: &[&str]) -> Form {
         i += 1;
     }
     let sub = args.get(i).copied().unwrap_or("");
+    let reads_config = |a: Option<&&str>| {
+        a.is_some_and(|a| {
+            matches!(
+                *a,
+                "--get" | "--get-all" | "--get-regexp" | "--list" | "-l" | "--show-origin"
+            )
+        })
+    };
+    if sub == "config" && reads_config(args.get(i + 1)) {
+        return Form::Plain;
+    }
     if matches!(
         sub,
         "config" | "filter-branch" | "difftool" | "mergetool" | "submodule" | "bisect" | "alias"
