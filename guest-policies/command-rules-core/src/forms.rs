@@ -201,10 +201,11 @@ fn interpreter(args: &[&str]) -> Form {
             return Form::Token((*a).to_owned());
         }
     }
-    let informational = args
-        .iter()
-        .all(|a| matches!(*a, "--version" | "-V" | "--help" | "-h"));
-    if !has_program && !(informational && !args.is_empty()) {
+    let informational = !args.is_empty()
+        && args
+            .iter()
+            .all(|a| matches!(*a, "--version" | "-V" | "--help" | "-h"));
+    if !has_program && !informational {
         return Form::Never("reads a program from its input, which no rule can check".into());
     }
     Form::Plain

@@ -133,7 +133,9 @@ fn builtin_is_harmless(name: &str, args: &[StrictWord]) -> bool {
     match name {
         "echo" | "true" | "false" | "pwd" | ":" | "cd" | "type" | "exit" => true,
         "printf" => !args.iter().any(|a| a.text.starts_with("-v")),
-        "command" => args.first().is_some_and(|a| a.text == "-v" || a.text == "-V"),
+        "command" => args
+            .first()
+            .is_some_and(|a| a.text == "-v" || a.text == "-V"),
         "test" | "[" => !args.iter().any(|a| a.text == "-v" || a.text == "-R"),
         _ => false,
     }

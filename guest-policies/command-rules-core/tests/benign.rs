@@ -11,7 +11,11 @@ fn at_least_95_percent_of_benign_commands_are_allowed() {
     let config: Config = serde_json::from_value(corpus["rules"].clone()).unwrap();
     let policy = Policy::new(config).unwrap();
     let commands: Vec<String> = serde_json::from_value(corpus["commands"].clone()).unwrap();
-    assert!(commands.len() >= 300, "the corpus has {} commands", commands.len());
+    assert!(
+        commands.len() >= 300,
+        "the corpus has {} commands",
+        commands.len()
+    );
 
     let mut allowed = 0;
     let mut rest = Vec::new();
@@ -20,7 +24,11 @@ fn at_least_95_percent_of_benign_commands_are_allowed() {
         let argv = ["-c".to_owned(), cmd.clone()];
         let exec = policy.evaluate(&Request::exec("/bin/bash", &argv));
         // The two forms must agree: the shell is only the transport.
-        assert_eq!(tool.verdict, exec.verdict, "{cmd:?}: {} / {}", tool.reason, exec.reason);
+        assert_eq!(
+            tool.verdict, exec.verdict,
+            "{cmd:?}: {} / {}",
+            tool.reason, exec.reason
+        );
         if tool.verdict == Verdict::Allow {
             allowed += 1;
         } else {
