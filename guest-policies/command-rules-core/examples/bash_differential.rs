@@ -145,6 +145,10 @@ fn drive() -> Result<bool, Failure> {
         }
         for (mut child, output) in children {
             let status = child.wait()?;
+            // `unshare` runs the batch in its own process: the mount point it left, now empty.
+            let _ = std::fs::remove_dir(
+                std::env::temp_dir().join(format!("gavel-diff-ns-{}", child.id())),
+            );
             if !status.success() {
                 return Err(format!("a batch failed ({status}); run as root with unshare").into());
             }
@@ -523,11 +527,8 @@ fn run_batch(input: &Path, output: &Path) -> Result<bool, Failure> {
     let base = std::env::temp_dir().join(format!("gavel-diff-ns-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     mount(&["-t", "tmpfs", "tmpfs"], &base)?;
-    let result = setup_and_run(&base, input, output);
-    // The namespace ends with this process; the directory on the real /tmp is empty.
-    let _ = Command::new("umount").arg("-l").arg(&base).status();
-    let _ = std::fs::remove_dir(&base);
-    result
+    // The tmpfs ends with the namespace; the driver removes the empty directory under it.
+    setup_and_run(&base, input, output)
 }
 
 fn mount(args: &[&str], target: &Path) -> Result<(), Failure> {
