@@ -44,7 +44,7 @@ pub(crate) const SHELLS: &[&str] = &[
     "sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "rbash", "fish", "csh", "tcsh",
 ];
 
-const INTERPRETERS: &[&str] = &[
+pub(crate) const INTERPRETERS: &[&str] = &[
     "python",
     "python2",
     "python3",
@@ -114,13 +114,14 @@ pub(crate) fn analyze(cmd: &SimpleCommand) -> Option<Analysis> {
     let mut a = analyze_words(&cmd.words)?;
     for r in &cmd.redirects {
         let cap = match r.kind {
-            RedirectKind::Write => Some(format!("writes the file `{}`", r.target)),
+            RedirectKind::Write => Some(format!("writes the file `{}`", crate::elide(&r.target))),
             RedirectKind::Heredoc => Some("feeds a heredoc to the command".to_owned()),
             RedirectKind::Read | RedirectKind::HereString | RedirectKind::Dup => None,
         };
         if word_is_sensitive(&r.target) && r.kind != RedirectKind::Heredoc {
-            a.cap
-                .get_or_insert_with(|| format!("touches the sensitive path `{}`", r.target));
+            a.cap.get_or_insert_with(|| {
+                format!("touches the sensitive path `{}`", crate::elide(&r.target))
+            });
         }
         if let Some(cap) = cap {
             a.cap.get_or_insert(cap);

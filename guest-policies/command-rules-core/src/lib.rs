@@ -15,9 +15,11 @@
 //! ```
 
 mod command;
+mod forms;
 mod paths;
 mod rule;
 mod shell;
+mod strict;
 mod suggest;
 
 pub use paths::{is_sensitive, normalize};
@@ -25,12 +27,134 @@ pub use rule::{FILE_TOOLS, RUN_COMMAND, Rule, RuleError, is_file_tool};
 pub use shell::{Script, SimpleCommand, Word, decompose};
 
 use command::{Analysis, Inner, analyze, analyze_words};
+use forms::Form;
 use paths::Anchors;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use strict::{Dialect, StrictCommand, StrictWord};
 
 /// How deeply wrappers and `sh -c` scripts are followed before giving up (fail-closed).
 const MAX_UNWRAP: usize = 16;
+
+/// Commands longer than this (in characters) are quoted in reasons by their first and last part.
+const QUOTE_LIMIT: usize = 160;
+/// What is kept of a long command: this many characters at the start ...
+const QUOTE_HEAD: usize = 100;
+/// ... and this many at the end.
+const QUOTE_TAIL: usize = 40;
+/// A whole reason is never longer than this many characters (a safety net: the host refuses
+/// reasons over 4 KiB, and a long allowed command must never be denied for its reason).
+const REASON_LIMIT: usize = 1000;
+
+/// `text`, or its first and last part and how much was cut between them: reasons never quote
+/// unbounded input.
+pub(crate) fn elide(text: &str) -> String {
+    elide_to(text, QUOTE_LIMIT, QUOTE_HEAD, QUOTE_TAIL)
+}
+
+fn elide_to(text: &str, limit: usize, head: usize, tail: usize) -> String {
+    let n = text.chars().count();
+    if n <= limit {
+        return text.to_owned();
+    }
+    let first: String = text.chars().take(head).collect();
+    let last: String = text.chars().skip(n - tail).collect();
+    format!("{first}…[{} characters cut]…{last}", n - head - tail)
+}
+
+/// Shell builtins: looked up before `PATH`, and most of them change what later commands do.
+const BUILTINS: &[&str] = &[
+    "alias",
+    "bg",
+    "bind",
+    "break",
+    "builtin",
+    "caller",
+    "cd",
+    "command",
+    "compgen",
+    "complete",
+    "compopt",
+    "continue",
+    "declare",
+    "dirs",
+    "disown",
+    "echo",
+    "enable",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "false",
+    "fc",
+    "fg",
+    "getopts",
+    "hash",
+    "help",
+    "history",
+    "jobs",
+    "kill",
+    "let",
+    "local",
+    "logout",
+    "mapfile",
+    "popd",
+    "printf",
+    "pushd",
+    "pwd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "suspend",
+    "test",
+    "times",
+    "trap",
+    "true",
+    "type",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+    "wait",
+    ".",
+    ":",
+    "[",
+];
+
+/// The builtins a rule may allow: they run nothing, define nothing and read no variable names
+/// (`printf -v`, `test -v` evaluate array subscripts, which can run commands).
+fn builtin_is_harmless(name: &str, args: &[StrictWord]) -> bool {
+    match name {
+        "echo" | "true" | "false" | "pwd" | ":" | "cd" | "type" | "exit" => true,
+        "printf" => !args.iter().any(|a| a.text.starts_with("-v")),
+        "command" => args
+            .first()
+            .is_some_and(|a| a.text == "-v" || a.text == "-V"),
+        "test" | "[" => !args.iter().any(|a| a.text == "-v" || a.text == "-R"),
+        _ => false,
+    }
+}
+
+/// The pattern of a rule's text (`run_command(awk *)` -> `awk *`); empty for a bare tool.
+fn rule_pattern(rule: &str) -> &str {
+    rule.split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or("")
+}
+
+fn literal_word(text: &str) -> StrictWord {
+    StrictWord {
+        text: text.to_owned(),
+        expands: false,
+        glob: false,
+    }
+}
 
 /// A rule set as written: `{"allow": [...], "ask": [...], "deny": [...]}`, each list optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -430,7 +554,19 @@ impl Policy {
         match (&request.arg, request.tool) {
             (_, RUN_COMMAND) => {
                 let (parts, error) = self.command_parts(request, local);
-                combine(parts, error)
+                let mut e = combine(parts, error);
+                if e.verdict == Verdict::Allow
+                    && let Err(why) = self.strictly_allowed(request, local)
+                {
+                    e = Evaluation {
+                        verdict: Verdict::Ask,
+                        reason: format!("the command is not in the checked subset of bash: {why}"),
+                        rule: None,
+                        suggestions: vec![],
+                    };
+                }
+                e.reason = elide_to(&e.reason, REASON_LIMIT, 700, 200);
+                e
             }
             (Arg::Text(path), tool) if is_file_tool(tool) => {
                 combine(vec![self.file_part(tool, path, request, local)], None)
@@ -468,16 +604,199 @@ impl Policy {
 
     fn command_parts(&self, request: &Request<'_>, local: &RuleSet) -> (Vec<Part>, Option<String>) {
         let (analyses, error) = collect(request);
-        let parts = analyses
+        let mut parts: Vec<Part> = analyses
             .iter()
             .map(|a| self.command_part(a, local))
             .collect();
+        if !parts.iter().any(|p| p.verdict == Verdict::Deny) {
+            // Deny detection over-approximates: other readings of the text may only add a deny.
+            let denied = other_readings(request)
+                .iter()
+                .map(|a| self.command_part(a, local))
+                .find(|p| p.verdict == Verdict::Deny);
+            parts.extend(denied);
+        }
         (parts, error)
+    }
+
+    /// The allow path: `Ok` only if all of the command lies in the strict sub-language and
+    /// each simple command in it (and each command a wrapper in it runs) is allowed as written,
+    /// code-running forms included.
+    fn strictly_allowed(&self, request: &Request<'_>, local: &RuleSet) -> Result<(), String> {
+        match &request.arg {
+            Arg::Text(script) => self.strict_script(script, Dialect::Bash, local, 0),
+            Arg::Argv(executable, args) => {
+                let dialect = match command::base_name(executable) {
+                    "bash" => Some(Dialect::Bash),
+                    "sh" | "dash" => Some(Dialect::Posix),
+                    _ => None,
+                };
+                // `bash -c SCRIPT [NAME ARGS...]` with harmless options: the shell is only the
+                // transport, and the script is what runs.
+                let transport = match (dialect, args.first(), args.get(1)) {
+                    (Some(d), Some(opts), Some(script))
+                        if opts.starts_with('-')
+                            && opts.contains('c')
+                            && opts[1..]
+                                .chars()
+                                .all(|c| matches!(c, 'c' | 'e' | 'u' | 'x' | 'v')) =>
+                    {
+                        Some((d, script))
+                    }
+                    _ => None,
+                };
+                match transport {
+                    Some((d, script)) => self.strict_script(script, d, local, 0),
+                    None => {
+                        let words = std::iter::once(*executable)
+                            .chain(args.iter().map(String::as_str))
+                            .map(literal_word)
+                            .collect();
+                        let cmd = StrictCommand {
+                            words,
+                            inputs: Vec::new(),
+                        };
+                        self.strict_command(&cmd, local, 0)
+                    }
+                }
+            }
+        }
+    }
+
+    fn strict_script(
+        &self,
+        script: &str,
+        dialect: Dialect,
+        local: &RuleSet,
+        depth: usize,
+    ) -> Result<(), String> {
+        for cmd in strict::parse(script, dialect)? {
+            self.strict_command(&cmd, local, depth)?;
+        }
+        Ok(())
+    }
+
+    fn strict_command(
+        &self,
+        cmd: &StrictCommand,
+        local: &RuleSet,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > MAX_UNWRAP {
+            return Err("commands are wrapped too deeply to check".into());
+        }
+        let Some(program) = cmd.words.first() else {
+            return Err("a command has no words".into());
+        };
+        let written = elide(
+            &cmd.words
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        if program.expands || program.glob || program.text.is_empty() {
+            return Err(format!("`{written}` does not name its program literally"));
+        }
+        if program.text.chars().any(char::is_whitespace) {
+            return Err(format!("the program name of `{written}` holds a blank"));
+        }
+        if !program.text.contains('/')
+            && BUILTINS.contains(&program.text.as_str())
+            && !builtin_is_harmless(&program.text, &cmd.words[1..])
+        {
+            return Err(format!(
+                "`{written}` is a shell builtin that can change what later commands do"
+            ));
+        }
+        if let Some(input) = cmd.inputs.iter().find(|i| paths::word_is_sensitive(i)) {
+            return Err(format!(
+                "`{written}` reads the sensitive path `{}`",
+                elide(input)
+            ));
+        }
+        let words: Vec<Word> = cmd
+            .words
+            .iter()
+            .map(|w| Word {
+                text: w.text.clone(),
+                literal: !w.expands && !w.glob,
+            })
+            .collect();
+        let Some(a) = analyze_words(&words) else {
+            return Err("a command has no words".into());
+        };
+        let part = self.command_part(&a, local);
+        if part.verdict != Verdict::Allow {
+            return Err(part.reason);
+        }
+        let rule = part.rule.unwrap_or_default();
+        let pattern = rule_pattern(&rule);
+        match forms::form(&cmd.words) {
+            Form::Plain => {}
+            Form::Never(why) => return Err(format!("`{written}` {why}")),
+            Form::Token(token) => {
+                if token.is_empty() || !pattern.contains(token.as_str()) {
+                    return Err(format!(
+                        "`{written}` runs code or writes files through `{}`, and the rule `{rule}` does not name that form",
+                        elide(&token)
+                    ));
+                }
+            }
+            Form::Prefix(n) => {
+                let needed = cmd.words[..=n.min(cmd.words.len() - 1)]
+                    .iter()
+                    .map(|w| w.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let literal = pattern.split('*').next().unwrap_or("");
+                let names = !pattern.contains('*')
+                    || literal == needed
+                    || literal.starts_with(&format!("{needed} "));
+                if !names {
+                    return Err(format!(
+                        "`{written}` runs another program, and the rule `{rule}` does not name it"
+                    ));
+                }
+            }
+        }
+        for inner in &a.inner {
+            match inner {
+                Inner::Words(w) => {
+                    let words = w
+                        .iter()
+                        .map(|w| StrictWord {
+                            text: w.text.clone(),
+                            expands: !w.literal,
+                            glob: false,
+                        })
+                        .collect();
+                    let inner = StrictCommand {
+                        words,
+                        inputs: Vec::new(),
+                    };
+                    self.strict_command(&inner, local, depth + 1)?;
+                }
+                Inner::Script(s) => {
+                    let dialect = match command::base_name(&program.text) {
+                        "bash" => Dialect::Bash,
+                        "sh" | "dash" | "watch" => Dialect::Posix,
+                        _ => {
+                            return Err(format!(
+                                "`{written}` runs a string as code in a way that is not checked"
+                            ));
+                        }
+                    };
+                    self.strict_script(s, dialect, local, depth + 1)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The scoped verdict for one subcommand: the global deny floor, then local, then global.
     fn command_part(&self, a: &Analysis, local: &RuleSet) -> Part {
-        let subject = &a.written;
+        let subject = &elide(&a.written);
         let global = self.global.match_command(a);
         let chosen = match global {
             Some((Verdict::Deny, _)) => global.map(|(v, r)| (v, r, "global")),
@@ -558,7 +877,7 @@ impl Policy {
                 .map(|(v, r)| (v, r, "project"))
                 .or(global.map(|(v, r)| (v, r, "global"))),
         };
-        let subject = format!("{tool}({path})");
+        let subject = format!("{tool}({})", elide(path));
         let sensitive = paths::is_sensitive(&resolved);
         let part = |verdict, reason: String, rule: Option<&Rule>, suggest| Part {
             verdict,
@@ -612,7 +931,7 @@ impl Policy {
             Some((Verdict::Deny, _)) => global,
             _ => local.match_other(tool, arg).or(global),
         };
-        let subject = format!("{tool}({arg})");
+        let subject = format!("{tool}({})", elide(arg));
         match chosen {
             Some((verdict, r)) => Part {
                 verdict,
@@ -661,6 +980,48 @@ fn collect(request: &Request<'_>) -> (Vec<Analysis>, Option<String>) {
         }
     }
     (out, error)
+}
+
+/// Other readings of a command line, for deny detection only: bash may read the text
+/// differently from the lexer (quoting inside `${...}`, arithmetic, heredocs, CR, line
+/// continuations), so the text is also read with continuations joined, from every place a
+/// substitution could start, and cut at every character that could end a command.
+fn other_readings(request: &Request<'_>) -> Vec<Analysis> {
+    /// Bounds the work on hostile input; the first readings are the likely ones.
+    const MAX_READINGS: usize = 64;
+    let script = match &request.arg {
+        Arg::Text(script) => (*script).to_owned(),
+        Arg::Argv(executable, args) => {
+            let words: Vec<Word> = args.iter().map(|a| Word::literal(a.as_str())).collect();
+            match command::SHELLS
+                .contains(&command::base_name(executable))
+                .then(|| command::shell_script(&words))
+                .flatten()
+            {
+                Some(s) => s,
+                None => return Vec::new(),
+            }
+        }
+    };
+    let mut readings: Vec<String> = vec![script.replace("\\\n", "").replace('\r', "\n")];
+    for opener in ["$(", "`", "<(", ">(", "$[", "((", "${"] {
+        for (i, _) in script.match_indices(opener).take(MAX_READINGS) {
+            readings.push(script[i + opener.len()..].to_owned());
+        }
+    }
+    readings.extend(
+        script
+            .split([';', '&', '|', '\n', '\r', '{', '}', '(', ')', '`'])
+            .filter(|s| !s.trim().is_empty())
+            .take(MAX_READINGS)
+            .map(str::to_owned),
+    );
+    let mut out = Vec::new();
+    let mut ignored = None;
+    for r in readings.iter().filter(|r| **r != script) {
+        walk_script(r, 1, &mut out, &mut ignored);
+    }
+    out
 }
 
 fn walk_script(script: &str, depth: usize, out: &mut Vec<Analysis>, error: &mut Option<String>) {
