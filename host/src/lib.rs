@@ -46,6 +46,7 @@ mod metrics;
 mod normalize;
 pub mod permissions;
 mod policy;
+mod pool;
 mod redact;
 pub mod server;
 pub mod tokens;
