@@ -499,7 +499,7 @@ fn slow_decisions_do_not_stall_others_or_the_operators() {
     );
     // Management never waits for a policy; a light decision waits at most for a slot to free
     // (one slow call), not for every queued slow call.
-    assert!(listing < alone / 2, "{listing:?} vs {alone:?}");
+    assert!(listing < alone / 10, "{listing:?} vs {alone:?}");
     assert!(
         decisions < alone.max(Duration::from_millis(20)) * 2,
         "{decisions:?} vs {alone:?}"
