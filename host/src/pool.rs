@@ -202,12 +202,16 @@ mod tests {
             .await
             .unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
+        // A third client holds the only slot while both queue (a connection has at most one
+        // call in flight, so the heavy one is not running now).
         let blocker = {
-            let (pool, heavy) = (Arc::clone(&pool), heavy.clone());
+            let pool = Arc::clone(&pool);
             tokio::spawn(async move {
-                pool.run(&heavy, || std::thread::sleep(Duration::from_millis(100)))
-                    .await
-                    .unwrap();
+                pool.run(&Share::default(), || {
+                    std::thread::sleep(Duration::from_millis(100))
+                })
+                .await
+                .unwrap();
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
