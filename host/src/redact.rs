@@ -1189,11 +1189,13 @@ fn escaped_range(b: &[u8], v: usize, n: usize, semicolon_ok: bool) -> (usize, us
     let mut run = 0;
     while k < b.len() && !stop(b, k, semicolon_ok) {
         match at(b, k) {
-            b'"' if run >= n && (run - n).is_multiple_of(n + 1) => {
-                if ((run - n) / (n + 1)).is_multiple_of(2) {
-                    return (start, k - n, k + 1);
-                }
+            b'"' if run >= n
+                && (run - n).is_multiple_of(n + 1)
+                && ((run - n) / (n + 1)).is_multiple_of(2) =>
+            {
+                return (start, k - n, k + 1);
             }
+            b'"' if run >= n && (run - n).is_multiple_of(n + 1) => {}
             b'"' => return (start, k - run, k - run),
             b'\\' if run.is_multiple_of(2) && matches!(at(b, k + 1), b'n' | b'r') => {
                 return (start, k - run, k - run);
