@@ -64,8 +64,10 @@ async fn an_endless_loop_hits_the_deadline() {
             took >= Duration::from_millis(45),
             "{mode}: stopped after {took:?}"
         );
+        // The bound proves the loop was cut, not how precisely: a loaded 2-core machine took
+        // 204 ms against an earlier 200 ms bound.
         assert!(
-            took < Duration::from_millis(50 + 150),
+            took < Duration::from_millis(50 + 1950),
             "{mode}: took {took:?}"
         );
     }
@@ -75,7 +77,7 @@ async fn an_endless_loop_hits_the_deadline() {
 async fn the_default_deadline_is_100_ms() {
     let (reason, took) = failing("loop", |_| {}).await;
     assert!(reason.contains("exceeded its 100 ms deadline"), "{reason}");
-    assert!(took < Duration::from_millis(100 + 150), "took {took:?}");
+    assert!(took < Duration::from_millis(100 + 1900), "took {took:?}");
 }
 
 #[tokio::test]
@@ -97,21 +99,23 @@ async fn deep_recursion_exhausts_the_stack() {
 }
 
 #[tokio::test]
-async fn errors_and_oversized_answers_are_denies() {
+async fn errors_are_denies_and_oversized_answers_are_cut() {
     let (reason, _) = failing("error", |_| {}).await;
     assert!(
         reason.contains("policy `bad` could not decide: misbehave returned an error"),
         "{reason}"
     );
+    // A 10 MiB reason is display text: cut, with a marker; the verdict (here a deny) stands.
     let (reason, _) = failing("huge-reason", |_| {}).await;
-    assert!(
-        reason.contains("policy `bad` returned an oversized decision"),
-        "{reason}"
-    );
-    assert!(reason.len() < 1000);
-    // Formatting 100,000 suggestions takes time on a loaded machine; this case is about size.
-    let (reason, _) = failing("many-suggestions", |s| s.limits.deadline_ms = Some(5000)).await;
-    assert!(reason.contains("100000 suggestions"), "{reason}");
+    assert!(reason.contains("bytes cut]"), "{reason}");
+    assert!(reason.len() < 4096 + 200);
+    // 100,000 suggestions are dropped; the ask stays an ask. Formatting them takes time on a
+    // loaded machine; this case is about size.
+    let mut spec = misbehave("bad", json!({ "decide": "many-suggestions" }));
+    spec.limits.deadline_ms = Some(5000);
+    let r = harness(&config(vec![spec])).decide(&exec("ls", &[])).await;
+    assert_eq!(r.decision, WireDecision::PendingHitl, "{r:?}");
+    assert!(r.suggestions.is_empty());
 }
 
 #[tokio::test]
@@ -131,7 +135,8 @@ async fn a_looping_policy_does_not_stall_other_decisions() {
     let slow = tokio::spawn(async move { broken.decide(&exec("ls", &[])).await });
     let started = Instant::now();
     let mut answered = 0;
-    while started.elapsed() < Duration::from_millis(60) {
+    // Count while the looping policy runs (its 100 ms deadline), however long the machine takes.
+    while !slow.is_finished() || started.elapsed() < Duration::from_millis(60) {
         assert_eq!(
             healthy.decide(&exec("ls", &[])).await.decision,
             WireDecision::Allow
@@ -158,7 +163,12 @@ async fn the_chain_combines_verdicts() {
         let specs = modes
             .iter()
             .enumerate()
-            .map(|(i, m)| misbehave(&format!("p{i}"), json!({"decide": m})))
+            .map(|(i, m)| {
+                let mut spec = misbehave(&format!("p{i}"), json!({"decide": m}));
+                // A loop that would take 5 s shows it never ran in the bound below.
+                spec.limits.deadline_ms = Some(5000);
+                spec
+            })
             .collect();
         let h = harness(&config(specs));
         let started = Instant::now();
@@ -166,7 +176,7 @@ async fn the_chain_combines_verdicts() {
         assert_eq!(r.decision, want, "{modes:?}: {r:?}");
         if modes[0] == "deny" {
             // A deny stops the chain: the looping policy after it never runs.
-            assert!(started.elapsed() < Duration::from_millis(80));
+            assert!(started.elapsed() < Duration::from_millis(2500));
             assert!(r.reason.unwrap().contains("policy `p0`"));
         }
     }

@@ -292,7 +292,7 @@ async fn oversized_and_silent_clients_are_cut_off_without_disturbing_others() {
     assert_eq!(oversized, "", "an oversized line gets no answer");
     assert_eq!(silent.0, 0);
     assert!(
-        silent.1 >= Duration::from_millis(250) && silent.1 < Duration::from_secs(3),
+        silent.1 >= Duration::from_millis(250) && silent.1 < Duration::from_secs(10),
         "{:?}",
         silent.1
     );

@@ -38,6 +38,23 @@ pub struct HostConfig {
     /// A client that sends nothing for this long is disconnected.
     #[serde(default = "defaults::idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// A client that has not taken an answer within this long (it stopped reading) is
+    /// disconnected, so it cannot hold a connection slot or stall shutdown.
+    #[serde(default = "defaults::write_timeout_ms")]
+    pub write_timeout_ms: u64,
+    /// How long shutdown waits for open connections to finish, at most.
+    #[serde(default = "defaults::drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// Policy calls that run at once, off the async workers (0: one per CPU).
+    #[serde(default)]
+    pub policy_threads: usize,
+    /// Live pending approval tokens one session may hold; a request that would issue one more
+    /// is denied.
+    #[serde(default = "defaults::max_pending_per_session")]
+    pub max_pending_per_session: usize,
+    /// Live pending approval tokens all sessions together may hold.
+    #[serde(default = "defaults::max_pending")]
+    pub max_pending: usize,
     /// Append one JSON line per decision and management operation here.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
@@ -97,6 +114,11 @@ impl Default for HostConfig {
             management_token_file: None,
             max_connections: defaults::max_connections(),
             idle_timeout_ms: defaults::idle_timeout_ms(),
+            write_timeout_ms: defaults::write_timeout_ms(),
+            drain_timeout_ms: defaults::drain_timeout_ms(),
+            policy_threads: 0,
+            max_pending_per_session: defaults::max_pending_per_session(),
+            max_pending: defaults::max_pending(),
             audit_log: None,
             audit_failure: crate::audit::AuditFailure::default(),
             audit_redact_args: false,
@@ -122,6 +144,18 @@ mod defaults {
     }
     pub(super) fn idle_timeout_ms() -> u64 {
         10_000
+    }
+    pub(super) fn write_timeout_ms() -> u64 {
+        2_000
+    }
+    pub(super) fn drain_timeout_ms() -> u64 {
+        5_000
+    }
+    pub(super) fn max_pending_per_session() -> usize {
+        100
+    }
+    pub(super) fn max_pending() -> usize {
+        2_000
     }
     pub(super) fn watch_ms() -> u64 {
         1000
@@ -571,6 +605,19 @@ impl HostConfig {
         }
         if self.idle_timeout_ms == 0 {
             return Err(Error::Config("`idle_timeout_ms` must be at least 1".into()));
+        }
+        for (key, value) in [
+            ("write_timeout_ms", self.write_timeout_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
+            (
+                "max_pending_per_session",
+                self.max_pending_per_session as u64,
+            ),
+            ("max_pending", self.max_pending as u64),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("`{key}` must be at least 1")));
+            }
         }
         if self.socket.is_some() && self.socket == self.management_socket {
             return Err(Error::Config(

@@ -15,6 +15,7 @@ use crate::engine::Runtime;
 use crate::error::Error;
 use crate::intercept::DenyCode;
 use crate::metrics::Metrics;
+use crate::pool::{Pool, Share};
 use crate::tokens::{
     self, ApprovalInfo, Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
 };
@@ -49,6 +50,13 @@ struct Inner {
     redact_args: bool,
     /// The secret approve, revoke, list and show must carry, when configured (read once).
     management_token: Option<crate::auth::ManagementToken>,
+    /// Where policy decisions run, off the async workers.
+    pool: Arc<Pool>,
+    /// The share of callers that bring none of their own (interceptors, embedders).
+    common_share: Share,
+    /// Live pending tokens one session may hold, and all sessions together.
+    max_pending_per_session: usize,
+    max_pending: usize,
 }
 
 /// Who sent a request, when the transport knows.
@@ -109,6 +117,10 @@ impl HostBuilder<'_> {
                 expected_sandbox_id: config.expected_sandbox_id.clone(),
                 redact_args: config.audit_redact_args,
                 management_token,
+                pool: Arc::new(Pool::new(config.policy_threads)),
+                common_share: Share::default(),
+                max_pending_per_session: config.max_pending_per_session,
+                max_pending: config.max_pending,
             }),
         })
     }
@@ -225,15 +237,40 @@ impl PolicyHost {
         self.decide_coded(request, peer).await.0
     }
 
+    /// A fresh share of the policy pool, for one client (the server keeps one per connection).
+    pub(crate) fn share(&self) -> Share {
+        Share::default()
+    }
+
+    /// As [`PolicyHost::decide_as_peer`], queueing policy calls on `share`.
+    pub(crate) async fn decide_shared(
+        &self,
+        request: &DecideRequest,
+        peer: Operator,
+        share: &Share,
+    ) -> DecideResponse {
+        self.decide_on(request, peer, share).await.0
+    }
+
     /// Decide, and say why a deny is one (for interceptors' bodies).
     pub(crate) async fn decide_coded(
         &self,
         request: &DecideRequest,
         peer: Operator,
     ) -> (DecideResponse, Option<DenyCode>) {
+        self.decide_on(request, peer, &self.inner.common_share)
+            .await
+    }
+
+    async fn decide_on(
+        &self,
+        request: &DecideRequest,
+        peer: Operator,
+        share: &Share,
+    ) -> (DecideResponse, Option<DenyCode>) {
         let started = Instant::now();
         let chain = self.chain();
-        let (mut response, mut trail) = self.decide_inner(request, &chain).await;
+        let (mut response, mut trail) = self.decide_inner(request, &chain, share).await;
         let metrics = &self.inner.metrics;
         if let (Some(policy), Some(kind)) = (&trail.policy, trail.failure) {
             metrics.failure(policy, kind);
@@ -298,7 +335,8 @@ impl PolicyHost {
     async fn decide_inner(
         &self,
         request: &DecideRequest,
-        chain: &Chain,
+        chain: &Arc<Chain>,
+        share: &Share,
     ) -> (DecideResponse, Trail) {
         let inner = &self.inner;
         let action = &request.action;
@@ -316,7 +354,7 @@ impl PolicyHost {
         }
         match &request.approval_token {
             // The fingerprint is computed only when a token needs it.
-            None => self.decide_fresh(action, chain).await,
+            None => self.decide_fresh(action, chain, share).await,
             Some(token_id) => {
                 let fingerprint = action.fingerprint();
                 // Exact, as firma compares: uppercase hex is a mismatch.
@@ -334,8 +372,24 @@ impl PolicyHost {
         }
     }
 
-    async fn decide_fresh(&self, action: &Action, chain: &Chain) -> (DecideResponse, Trail) {
-        let decision = chain.decide(action);
+    async fn decide_fresh(
+        &self,
+        action: &Action,
+        chain: &Arc<Chain>,
+        share: &Share,
+    ) -> (DecideResponse, Trail) {
+        let call = {
+            let (chain, action) = (Arc::clone(chain), action.clone());
+            move || chain.decide(&action)
+        };
+        let decision = match self.inner.pool.run(share, call).await {
+            Ok(decision) => decision,
+            Err(e) => {
+                let mut trail = Trail::denied(DenyCode::PolicyFailed);
+                trail.failure = Some("trap");
+                return (DecideResponse::deny(e.0), trail);
+            }
+        };
         let mut trail = Trail {
             policy: Some(Arc::clone(&decision.policy)),
             rule: decision.rule_id.clone(),
@@ -356,6 +410,10 @@ impl PolicyHost {
             }
             Verdict::Ask => {
                 let now = self.inner.clock.now_ms();
+                if let Some(reason) = self.pending_bound(action, now).await {
+                    trail.code = Some(DenyCode::Unavailable);
+                    return (DecideResponse::deny(reason), trail);
+                }
                 // A policy may give a human less time than the host's token lifetime, not more.
                 let lifetime = decision
                     .approval_timeout_ms
@@ -574,8 +632,16 @@ impl PolicyHost {
                 (TokenState::Approved, Operation::Approve)
                     | (TokenState::Revoked, Operation::Revoke)
             );
-        if changes && let Err(veto) = self.chain().manage(request.operation, &token, operator.uid) {
-            return (ManageResponse::new(Outcome::Denied, veto), None);
+        if changes {
+            // Hooks are policy calls: off the async workers, but never queued behind decisions.
+            let (chain, op, uid) = (self.chain(), request.operation, operator.uid);
+            let asked = token.clone();
+            let verdict = tokio::task::spawn_blocking(move || chain.manage(op, &asked, uid))
+                .await
+                .unwrap_or_else(|e| Err(format!("the manage hooks failed on their thread: {e}")));
+            if let Err(veto) = verdict {
+                return (ManageResponse::new(Outcome::Denied, veto), None);
+            }
         }
         // Decided here on the token as read; applied by `manage` after the record is written,
         // with a compare-and-set on the state read.
@@ -786,6 +852,30 @@ impl PolicyHost {
             token_id: trail.token_id.clone(),
             transition: trail.transition.map(Into::into),
             peer_uid: peer.uid,
+        }
+    }
+
+    /// Why a new pending token may not be issued (the session's or the server's bound on live
+    /// pending tokens is reached), if it may not.
+    async fn pending_bound(&self, action: &Action, now: u64) -> Option<String> {
+        let inner = &self.inner;
+        let session = action.session_id();
+        match inner.store.pending(session, now).await {
+            Ok(count) if count.session >= inner.max_pending_per_session => Some(format!(
+                "a human must approve this, but session `{session}` already has {} approval \
+                 requests waiting (the limit is {}, `max_pending_per_session`); retry or revoke \
+                 those first",
+                count.session, inner.max_pending_per_session
+            )),
+            Ok(count) if count.all >= inner.max_pending => Some(format!(
+                "a human must approve this, but {} approval requests are already waiting (the \
+                 limit is {}, `max_pending`)",
+                count.all, inner.max_pending
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!(
+                "a human must approve this, but the pending approvals could not be counted: {e}"
+            )),
         }
     }
 

@@ -47,6 +47,7 @@ mod metrics;
 mod normalize;
 pub mod permissions;
 mod policy;
+mod pool;
 mod redact;
 pub mod server;
 pub mod tokens;

@@ -17,12 +17,96 @@ pub(crate) const MAX_HEADERS: usize = 64;
 
 /// The one spelling of `action`; process starts and tool calls pass unchanged.
 pub(crate) fn action(action: Action) -> Result<Action, String> {
+    fields(&action)?;
     Ok(match action {
         Action::HttpRequest(h) => Action::HttpRequest(http_request(h)?),
         Action::Connect(c) => Action::Connect(connect(c)?),
         Action::Upgrade(u) => Action::Upgrade(upgrade(u)?),
         other @ (Action::LocalExec(_) | Action::ToolCall(_)) => other,
     })
+}
+
+/// Refuse characters no field may carry. A NUL ends a C string, so a launcher and a policy
+/// would read different requests (`["push\0--dry-run"]` runs as `push`), and a NUL moved across
+/// an argument boundary would keep the fingerprint. Names and ids (executable, tool, session,
+/// sandbox, agent, project, profile, hosts) take no control character at all; arguments, tool
+/// input and headers keep tab, newline and CR, since multi-line commands are real and the
+/// policies judge them.
+pub(crate) fn fields(action: &Action) -> Result<(), String> {
+    let named = |what: &str, value: &str| no_control(what, value);
+    let text = |what: &str, value: &str| no_nul(what, value);
+    let ids = |session: &str, sandbox: &str, agent: Option<&str>| {
+        named("session_id", session)?;
+        named("sandbox_id", sandbox)?;
+        agent.map_or(Ok(()), |a| named("agent_id", a))
+    };
+    match action {
+        Action::LocalExec(e) => {
+            named("executable", &e.executable)?;
+            e.args.iter().try_for_each(|a| text("args", a))?;
+            named("profile", &e.profile)?;
+            named("hitl_mode", &e.hitl_mode)?;
+            ids(&e.session_id, &e.sandbox_id, e.agent_id.as_deref())
+        }
+        Action::ToolCall(t) => {
+            named("tool", &t.tool)?;
+            text("arg", &t.arg)?;
+            t.project_id
+                .as_deref()
+                .map_or(Ok(()), |p| named("project", p))?;
+            t.project_root
+                .as_deref()
+                .map_or(Ok(()), |p| named("project_root", p))?;
+            t.cwd.as_deref().map_or(Ok(()), |p| named("cwd", p))?;
+            ids(&t.session_id, &t.sandbox_id, t.agent_id.as_deref())
+        }
+        Action::HttpRequest(h) => {
+            for (what, value) in [
+                ("method", h.method.as_str()),
+                ("scheme", &h.scheme),
+                ("host", &h.host),
+            ] {
+                named(what, value)?;
+            }
+            text("path", &h.path)?;
+            h.query.as_deref().map_or(Ok(()), |q| text("query", q))?;
+            for header in &h.headers {
+                named("header name", &header.name)?;
+                text("header value", &header.value)?;
+            }
+            ids(&h.session_id, &h.sandbox_id, h.agent_id.as_deref())
+        }
+        Action::Connect(c) => {
+            named("host", &c.host)?;
+            ids(&c.session_id, &c.sandbox_id, c.agent_id.as_deref())
+        }
+        Action::Upgrade(u) => {
+            named("host", &u.host)?;
+            text("path", &u.path)?;
+            named("protocol", &u.protocol)?;
+            ids(&u.session_id, &u.sandbox_id, u.agent_id.as_deref())
+        }
+    }
+}
+
+/// A name or id: no control character (C0, DEL or C1) at all.
+pub(crate) fn no_control(what: &str, value: &str) -> Result<(), String> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "`{what}` contains the control character {c:?}; names and ids take none"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Free text: anything but NUL.
+fn no_nul(what: &str, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err(format!(
+            "`{what}` contains a NUL character, which no request may carry"
+        ));
+    }
+    Ok(())
 }
 
 fn http_request(h: HttpRequest) -> Result<HttpRequest, String> {

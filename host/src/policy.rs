@@ -17,8 +17,8 @@ use std::time::Duration;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
-/// Largest reason, rule id and suggestion set a decision may carry; a policy that returns more
-/// is broken or hostile, and its decision becomes a `deny`.
+/// Largest reason, rule id and suggestion set a decision may carry. A longer reason is cut and
+/// an oversized suggestion set dropped (both are display text); a longer rule id is a `deny`.
 const MAX_REASON: usize = 4096;
 const MAX_RULE_ID: usize = 256;
 const MAX_SUGGESTIONS: usize = 256;
@@ -538,11 +538,22 @@ impl Policy {
         }
     }
 
-    /// Check a decision's size and convert it; an oversized one is a `deny`.
+    /// Check a decision's size and convert it. The reason and the suggestions are display
+    /// text, so their size never changes the verdict: an overlong reason is cut (saying how
+    /// much was cut) and an oversized suggestion set is dropped with a log line. A rule id is an
+    /// identifier records are keyed on, so an overlong one is a broken policy and a `deny`.
     fn accept(&self, d: RawDecision) -> PolicyDecision {
         let name = &self.name;
-        let reason_len = d.reason.as_ref().map_or(0, String::len);
         let rule_len = d.rule_id.as_ref().map_or(0, String::len);
+        if rule_len > MAX_RULE_ID {
+            return PolicyDecision::failed(
+                "oversized",
+                format!(
+                    "policy `{name}` returned an oversized decision: a {rule_len}-byte rule id \
+                     (the limit is {MAX_RULE_ID})"
+                ),
+            );
+        }
         let rules: usize = d.suggestions.iter().map(|g| g.rules.len()).sum();
         let too_long = d.suggestions.iter().any(|g| {
             g.subject.len() > MAX_RULE_TEXT
@@ -550,40 +561,38 @@ impl Policy {
                     .iter()
                     .any(|r| r.rule.len() > MAX_RULE_TEXT || r.label.len() > MAX_RULE_TEXT)
         });
-        let problem = if reason_len > MAX_REASON {
-            Some(format!(
-                "a {reason_len}-byte reason (the limit is {MAX_REASON})"
-            ))
-        } else if rule_len > MAX_RULE_ID {
-            Some(format!(
-                "a {rule_len}-byte rule id (the limit is {MAX_RULE_ID})"
-            ))
-        } else if rules > MAX_SUGGESTIONS {
-            Some(format!(
-                "{rules} suggestions (the limit is {MAX_SUGGESTIONS})"
-            ))
-        } else if too_long {
-            Some(format!("a suggestion longer than {MAX_RULE_TEXT} bytes"))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return PolicyDecision::failed(
-                "oversized",
-                format!("policy `{name}` returned an oversized decision: {problem}"),
+        let suggestions = if rules > MAX_SUGGESTIONS || too_long {
+            tracing::warn!(
+                policy = %name,
+                suggestions = rules,
+                "dropping the policy's suggestions: over {MAX_SUGGESTIONS} rules or a text over \
+                 {MAX_RULE_TEXT} bytes"
             );
-        }
+            Vec::new()
+        } else {
+            d.suggestions
+        };
         PolicyDecision {
             verdict: d.verdict,
-            reason: d.reason.unwrap_or_default(),
+            reason: d.reason.map(truncate_reason).unwrap_or_default(),
             rule_id: d.rule_id,
-            suggestions: d.suggestions,
+            suggestions,
             effect: d.effect,
             risk: d.risk,
             approval_timeout_ms: d.approval_timeout_ms,
             failure: None,
         }
     }
+}
+
+/// A reason cut to [`MAX_REASON`] bytes (at a character boundary) with a marker saying how many
+/// bytes were cut; a reason within the limit is returned as it is.
+fn truncate_reason(reason: String) -> String {
+    if reason.len() <= MAX_REASON {
+        return reason;
+    }
+    let kept = clip(&reason, MAX_REASON);
+    format!("{kept} [... {} bytes cut]", reason.len() - kept.len())
 }
 
 /// A short name for what went wrong in a failed call, for metrics.

@@ -67,12 +67,16 @@ pub(crate) fn summary(action: &Action) -> String {
 
 /// Mask secrets in free text (a command line or a tool argument); used by the above.
 ///
-/// Four passes, in this order: PEM private key blocks, well-known token formats, the flags of
+/// Five passes, in this order: PEM private key blocks, well-known token formats, what `echo`
+/// pipes into a flag reading a secret from standard input, the flags and positional secrets of
 /// known commands (`mysql -p...`, `sshpass -p`, `redis-cli -a`, `docker login -p`, `curl -U`,
-/// `-passin pass:...`), then named values (headers, flags, variables, JSON/YAML keys, config
-/// lines, URL query parameters and passwords).
+/// `-passin pass:...`, `vault login TOKEN`, `aws configure set NAME VALUE`, ...), then named
+/// values (headers, flags, variables, JSON/YAML keys, config lines, URL query parameters and
+/// passwords).
 pub(crate) fn text(s: &str) -> String {
-    named_values(&command_flags(&token_formats(&pem_blocks(s))))
+    named_values(&command_flags(&piped_secrets(&token_formats(&pem_blocks(
+        s,
+    )))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,7 +221,13 @@ fn is_secret_flag(name: &[u8]) -> bool {
     let switch = [&b"no-"[..], b"no_", b"skip-", b"skip_"]
         .iter()
         .any(|p| rest.starts_with(p));
-    !switch && is_secret(name, false)
+    !switch && (is_pass_flag(name) || is_secret(name, false))
+}
+
+/// `--pass`: not a secret word by itself (`pass` is in `compass`, `bypass`), but as a whole
+/// long flag it takes a password (`redis-cli`, `openvpn`, `rclone`, ...).
+fn is_pass_flag(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"--pass")
 }
 
 /// `-u`/`--user`/`--proxy-user`, whose value is `user:password` (curl and friends).
@@ -746,7 +756,7 @@ fn name_rules(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
             if is_user_flag(name) {
                 return user_value(m, j + 1, quote);
             }
-            if is_secret(name, false) {
+            if is_secret(name, false) || is_pass_flag(name) {
                 // httpie's `name==value` (a query parameter) keeps both `=`.
                 let v = if at(b, j + 1) == b'=' { j + 2 } else { j + 1 };
                 return assigned_value(m, name, v, quote);
@@ -963,7 +973,7 @@ fn url_userinfo(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
     };
     if let Some(colon) = (start..at_sign).find(|&x| at(b, x) == b':') {
         m.mask(colon + 1, at_sign);
-    } else if bare_token(b.get(start..at_sign).unwrap_or_default()) {
+    } else if bare_token(scheme, b.get(start..at_sign).unwrap_or_default()) {
         // `https://<token>@github.com/`: a token as the user name.
         m.mask(start, at_sign);
     }
@@ -971,11 +981,19 @@ fn url_userinfo(m: &mut Masker<'_>, i: usize, j: usize) -> usize {
 }
 
 /// A user name without a password that is a token: 20 or more of `[A-Za-z0-9_-]`, with a digit
-/// (a user name is rarely that long, and words have no digit).
-fn bare_token(user: &[u8]) -> bool {
-    user.len() >= 20
-        && user.iter().all(|&c| Class::WordDash.has(c))
-        && user.iter().any(u8::is_ascii_digit)
+/// (a user name is rarely that long, and words have no digit). Over `http` and `https`, where a
+/// user name alone is how tokens are sent (`https://TOKEN@host/repo.git`) and a login name
+/// rarely is, 8 or more with a digit and a letter suffice.
+fn bare_token(scheme: &[u8], user: &[u8]) -> bool {
+    let web = scheme.eq_ignore_ascii_case(b"https") || scheme.eq_ignore_ascii_case(b"http");
+    let shaped =
+        user.iter().all(|&c| Class::WordDash.has(c)) && user.iter().any(u8::is_ascii_digit);
+    let long = if web {
+        user.len() >= 8 && user.iter().any(u8::is_ascii_alphabetic)
+    } else {
+        user.len() >= 20
+    };
+    shaped && long
 }
 
 /// `?name=value`, `&name=value`, `#name=value` (a fragment, as OAuth's implicit flow uses) with
@@ -1171,11 +1189,13 @@ fn escaped_range(b: &[u8], v: usize, n: usize, semicolon_ok: bool) -> (usize, us
     let mut run = 0;
     while k < b.len() && !stop(b, k, semicolon_ok) {
         match at(b, k) {
-            b'"' if run >= n && (run - n).is_multiple_of(n + 1) => {
-                if ((run - n) / (n + 1)).is_multiple_of(2) {
-                    return (start, k - n, k + 1);
-                }
+            b'"' if run >= n
+                && (run - n).is_multiple_of(n + 1)
+                && ((run - n) / (n + 1)).is_multiple_of(2) =>
+            {
+                return (start, k - n, k + 1);
             }
+            b'"' if run >= n && (run - n).is_multiple_of(n + 1) => {}
             b'"' => return (start, k - run, k - run),
             b'\\' if run.is_multiple_of(2) && matches!(at(b, k + 1), b'n' | b'r') => {
                 return (start, k - run, k - run);
@@ -1317,6 +1337,101 @@ fn user_value(m: &mut Masker<'_>, w: usize, quote: Option<u8>) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Secrets piped into a command's standard input
+// ---------------------------------------------------------------------------------------------
+
+/// Whether `w` (quotes stripped) is a flag that reads a secret from standard input:
+/// `--password-stdin` (docker, podman, helm, ...), `--token-stdin`, `--with-token` (gh).
+fn reads_secret_from_stdin(w: &[u8]) -> bool {
+    if w == b"--with-token" {
+        return true;
+    }
+    match w.strip_suffix(b"-stdin") {
+        Some(name) if name.starts_with(b"--") => {
+            is_pass_flag(name) || is_secret(name.get(2..).unwrap_or_default(), false)
+        }
+        _ => false,
+    }
+}
+
+/// `echo SECRET | docker login --password-stdin`: the words `echo` (or `printf`, after its
+/// format) pipes into a command with a flag that reads a secret from standard input are that
+/// secret. Quotes around a word are kept; a `$VARIABLE` is a reference, not a secret.
+fn piped_secrets(s: &str) -> String {
+    let b = s.as_bytes();
+    if !contains(b, b"-stdin") && !contains(b, b"--with-token") {
+        return s.to_owned();
+    }
+    // Simple commands: `[start, end)` with `b[end]` the stop that ends it (or the end).
+    let mut commands = Vec::new();
+    let mut start = 0;
+    for i in 0..b.len() {
+        if stop(b, i, false) {
+            commands.push((start, i));
+            start = i + 1;
+        }
+    }
+    commands.push((start, b.len()));
+    let words = |(from, to): (usize, usize)| {
+        let mut out = Vec::new();
+        let mut i = from;
+        while i < to {
+            if at(b, i).is_ascii_whitespace() {
+                i += 1;
+                continue;
+            }
+            let e = (i..to)
+                .find(|&k| at(b, k).is_ascii_whitespace())
+                .unwrap_or(to);
+            // The word inside its quotes (and escaped quotes).
+            let strip = |c: u8| is_quote(c) || c == b'\\';
+            let inner_from = (i..e).find(|&k| !strip(at(b, k))).unwrap_or(e);
+            let inner_to = (inner_from..e)
+                .rev()
+                .find(|&k| !strip(at(b, k)))
+                .map_or(inner_from, |k| k + 1);
+            out.push((inner_from, inner_to));
+            i = e;
+        }
+        out
+    };
+    let mut m = Masker::new(s);
+    for pair in commands.windows(2) {
+        let [source, sink] = [pair[0], pair[1]];
+        if at(b, source.1) != b'|' {
+            continue;
+        }
+        let sink_reads = words(sink)
+            .into_iter()
+            .any(|(f, t)| reads_secret_from_stdin(b.get(f..t).unwrap_or_default()));
+        let source_words = words(source);
+        let Some((&(f, t), args)) = source_words.split_first() else {
+            continue;
+        };
+        let program = b.get(f..t).unwrap_or_default();
+        let program = program.rsplit(|&c| c == b'/').next().unwrap_or(program);
+        let args = match program {
+            b"echo" => {
+                let flags = args.iter().take_while(|(f, _)| at(b, *f) == b'-').count();
+                args.get(flags..).unwrap_or_default()
+            }
+            b"printf" if args.len() > 1 => args.get(1..).unwrap_or_default(),
+            b"printf" => args,
+            _ => continue,
+        };
+        if !sink_reads {
+            continue;
+        }
+        for &(f, t) in args {
+            if at(b, f) != b'$' {
+                m.mask(f, t);
+            }
+        }
+    }
+    m.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pass 3: flags of known commands
 // ---------------------------------------------------------------------------------------------
 
@@ -1324,23 +1439,35 @@ fn user_value(m: &mut Masker<'_>, w: usize, quote: Option<u8>) -> usize {
 /// [`Command::programs`].
 mod program {
     /// mysql, mariadb and their tools: `-p<password>` (attached; a lone `-p` prompts).
-    pub(super) const MYSQL: u8 = 1;
+    pub(super) const MYSQL: u16 = 1;
     /// `sshpass -p <password>`, up to the command it runs.
-    pub(super) const SSHPASS: u8 = 2;
+    pub(super) const SSHPASS: u16 = 2;
     /// `redis-cli -a <password>`, `--pass <password>`.
-    pub(super) const REDIS: u8 = 4;
+    pub(super) const REDIS: u16 = 4;
     /// `curl -U user:password` (the proxy's user).
-    pub(super) const CURL: u8 = 8;
+    pub(super) const CURL: u16 = 8;
     /// httpie and xh: `-a user:password`, `Header:value` items.
-    pub(super) const HTTPIE: u8 = 16;
+    pub(super) const HTTPIE: u16 = 16;
     /// A registry client: docker, podman, helm, oc, ...
-    pub(super) const REGISTRY: u8 = 32;
+    pub(super) const REGISTRY: u16 = 32;
     /// The same after `login`: `-p <password>`.
-    pub(super) const REGISTRY_LOGIN: u8 = 64;
+    pub(super) const REGISTRY_LOGIN: u16 = 64;
+    /// The AWS CLI: `aws configure set NAME VALUE`.
+    pub(super) const AWS: u16 = 128;
+    /// npm, pnpm, yarn: `npm config set NAME VALUE`.
+    pub(super) const PACKAGER: u16 = 256;
+    /// After `aws configure` or `npm config`: `set NAME VALUE` follows.
+    pub(super) const CONFIGURE: u16 = 512;
+    /// HashiCorp Vault (and OpenBao): `vault login TOKEN`.
+    pub(super) const VAULT: u16 = 1024;
+    /// The same after `login`: the next positional word is the token.
+    pub(super) const VAULT_LOGIN: u16 = 2048;
+    /// `htpasswd -b FILE USER PASSWORD`, `htpasswd -nb USER PASSWORD`.
+    pub(super) const HTPASSWD: u16 = 4096;
 }
 
 /// The program a command word names (`/usr/bin/mysql`, `(mysql`), if it is one of [`program`].
-fn program(word: &[u8]) -> u8 {
+fn program(word: &[u8]) -> u16 {
     let base = word.rsplit(|&c| c == b'/').next().unwrap_or(word);
     let base = base.get(base.iter().take_while(|&&c| c == b'(').count()..);
     match base.unwrap_or_default() {
@@ -1354,6 +1481,10 @@ fn program(word: &[u8]) -> u8 {
         b"http" | b"https" | b"xh" | b"xhs" => program::HTTPIE,
         b"docker" | b"podman" | b"nerdctl" | b"buildah" | b"skopeo" | b"oras" | b"helm" | b"oc"
         | b"cf" => program::REGISTRY,
+        b"aws" => program::AWS,
+        b"npm" | b"pnpm" | b"yarn" => program::PACKAGER,
+        b"vault" | b"bao" => program::VAULT,
+        b"htpasswd" => program::HTPASSWD,
         _ => 0,
     }
 }
@@ -1390,7 +1521,15 @@ enum Around {
 /// state masks nothing new.
 #[derive(Default)]
 struct Command {
-    programs: u8,
+    programs: u16,
+    /// The next positional word is a setting's name (`aws configure set NAME VALUE`,
+    /// `npm config set NAME VALUE`): a secret name makes the word after it secret.
+    setting_name: bool,
+    /// htpasswd: batch mode (`-b`, the password is an argument), no file (`-n`), and how many
+    /// positional words came so far.
+    batch: bool,
+    no_file: bool,
+    positional: u8,
     expect: Option<Value>,
 }
 
@@ -1405,15 +1544,54 @@ impl Command {
         {
             return Some(secret);
         }
-        let has = |p: u8| self.programs & p != 0;
+        let has = |p: u16| self.programs & p != 0;
         if !w.starts_with(b"-") {
             // A command word, an argument or an httpie item.
-            let secret = if has(program::HTTPIE) && around == Around::Bare {
+            let programs = self.programs;
+            let had = |p: u16| programs & p != 0;
+            let mut secret = if had(program::HTTPIE) && around == Around::Bare {
                 httpie_header(w)
             } else {
                 None
             };
-            if has(program::REGISTRY) && w == b"login" {
+            // Positional secrets: `aws configure set NAME VALUE`, `npm config set NAME VALUE`
+            // (when NAME is secret), `vault login TOKEN`, `htpasswd -b FILE USER PASSWORD`.
+            if std::mem::take(&mut self.setting_name) && is_secret(w, false) {
+                self.expect = Some(Value::Whole);
+            }
+            if (had(program::AWS) && w == b"configure")
+                || (had(program::PACKAGER) && w == b"config")
+            {
+                self.programs |= program::CONFIGURE;
+            }
+            if had(program::CONFIGURE) && w == b"set" {
+                self.setting_name = true;
+            }
+            if had(program::VAULT_LOGIN) {
+                // Only the first positional word; `key=value` pairs are the named rules'.
+                self.programs &= !program::VAULT_LOGIN;
+                if !w.contains(&b'=') {
+                    secret = Some(0);
+                }
+            }
+            if had(program::VAULT) && w == b"login" {
+                self.programs |= program::VAULT_LOGIN;
+            }
+            if had(program::HTPASSWD) {
+                self.positional = self.positional.saturating_add(1);
+                let password_at = if self.no_file { 2 } else { 3 };
+                if self.batch && self.positional == password_at {
+                    secret = Some(0);
+                }
+            }
+            // xfreerdp's `/p:password` (not msbuild's `/p:Name=Value`).
+            if w.len() > 3
+                && w.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(b"/p:"))
+                && !w.contains(&b'=')
+            {
+                secret = Some(3);
+            }
+            if had(program::REGISTRY) && w == b"login" {
                 self.programs |= program::REGISTRY_LOGIN;
             }
             // The command sshpass runs: its flags are its own (`ssh -p 2222`).
@@ -1458,6 +1636,10 @@ impl Command {
         }
         if has(program::HTTPIE) && w == b"-a" {
             then(Value::AfterColon);
+        }
+        if has(program::HTPASSWD) && single {
+            self.batch |= w.contains(&b'b');
+            self.no_file |= w.contains(&b'n');
         }
         // Any program: `-ubob:pw` (curl's attached `-u`), `-passin pass:pw` (openssl).
         if single && w.starts_with(b"-u") && w.len() > 2 && w.get(2) != Some(&b'-') {

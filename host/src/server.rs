@@ -38,6 +38,11 @@ pub struct Server {
     bound: Vec<(u64, u64)>,
     max_connections: usize,
     idle_timeout: Duration,
+    /// How long one answer may take to be written: a client that stops reading loses its
+    /// connection (and its slot) after this, instead of holding it forever.
+    write_timeout: Duration,
+    /// How long shutdown waits for connections to finish; then it stops regardless.
+    drain_timeout: Duration,
     prune_every: Duration,
 }
 
@@ -74,6 +79,8 @@ impl Server {
             bound,
             max_connections: config.max_connections,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            write_timeout: Duration::from_millis(config.write_timeout_ms),
+            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             prune_every: Duration::from_millis(config.prune_interval_ms),
         })
     }
@@ -103,6 +110,7 @@ impl Server {
                 host: self.host.clone(),
                 limit: Arc::new(Semaphore::new(self.max_connections)),
                 idle_timeout: self.idle_timeout,
+                write_timeout: self.write_timeout,
                 notify: notify.clone(),
                 done: done_tx.clone(),
             };
@@ -132,8 +140,18 @@ impl Server {
         tracing::info!("shutting down: finishing requests in flight");
         let _ = notify.send(());
         drop(done_tx);
-        let _ = done_rx.recv().await;
-        let _ = pruner.await;
+        // Every write and policy call is bounded, so this is a backstop: whatever clients do,
+        // shutdown ends.
+        if tokio::time::timeout(self.drain_timeout, done_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "connections still open after the {} ms drain time; stopping anyway",
+                self.drain_timeout.as_millis()
+            );
+        }
+        pruner.abort();
         for (path, bound) in paths.iter().zip(self.bound) {
             unlink_ours(path, bound);
         }
@@ -205,6 +223,7 @@ struct Acceptor {
     host: PolicyHost,
     limit: Arc<Semaphore>,
     idle_timeout: Duration,
+    write_timeout: Duration,
     notify: broadcast::Sender<()>,
     done: mpsc::Sender<()>,
 }
@@ -213,7 +232,12 @@ impl Acceptor {
     async fn run(self) {
         let mut stop = self.notify.subscribe();
         loop {
-            let Ok(permit) = Arc::clone(&self.limit).acquire_owned().await else {
+            // Waiting for a free slot must not keep shutdown waiting.
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.limit).acquire_owned() => permit,
+                _ = stop.recv() => return,
+            };
+            let Ok(permit) = permit else {
                 return;
             };
             let accepted = tokio::select! {
@@ -245,6 +269,8 @@ impl Acceptor {
                 role: self.role.clone(),
                 uid,
                 idle_timeout: self.idle_timeout,
+                write_timeout: self.write_timeout,
+                share: self.host.share(),
                 stop: self.notify.subscribe(),
                 _done: self.done.clone(),
             };
@@ -261,6 +287,9 @@ struct Connection {
     role: Role,
     uid: u32,
     idle_timeout: Duration,
+    write_timeout: Duration,
+    /// This connection's share of the policy pool: its calls queue behind lighter users'.
+    share: crate::pool::Share,
     stop: broadcast::Receiver<()>,
     /// Dropped when the connection ends; the server waits for all of these on shutdown.
     _done: mpsc::Sender<()>,
@@ -303,8 +332,31 @@ impl Connection {
             }
             let mut out = self.answer(&line).await.to_line();
             out.push('\n');
-            if write.write_all(out.as_bytes()).await.is_err() {
-                return;
+            // A client that does not read fills its socket buffer and then this write blocks:
+            // bound it, and on shutdown give it at most the rest of that bound.
+            let deadline = tokio::time::Instant::now() + self.write_timeout;
+            let written = write.write_all(out.as_bytes());
+            tokio::pin!(written);
+            let (written, stopping) = tokio::select! {
+                biased;
+                w = tokio::time::timeout_at(deadline, &mut written) => (w, false),
+                _ = self.stop.recv() => (tokio::time::timeout_at(deadline, &mut written).await, true),
+            };
+            match written {
+                Ok(Ok(())) if !stopping => {}
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!("write failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        uid = self.uid,
+                        "closing a connection that did not read its answer within {} ms",
+                        self.write_timeout.as_millis()
+                    );
+                    return;
+                }
             }
         }
     }
@@ -336,7 +388,7 @@ impl Connection {
                 ))
             }
             (_, Ok(Request::Decide(r))) => {
-                Response::Decide(self.host.decide_as_peer(&r, operator).await)
+                Response::Decide(self.host.decide_shared(&r, operator, &self.share).await)
             }
             (_, Ok(Request::Manage(r))) => Response::Manage(self.host.manage(&r, operator).await),
             (_, Ok(Request::Query(q))) => {

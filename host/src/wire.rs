@@ -435,8 +435,35 @@ struct ManageLine {
     management_token: Option<crate::auth::ManagementToken>,
 }
 
-/// Parse one request line (without its newline).
+/// Parse one request line (without its newline). A NUL anywhere, or a control character in
+/// a name, an id, a host, a token or a fingerprint, makes the request malformed.
 pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    let request = parse_line(line)?;
+    match &request {
+        Request::Decide(r) => {
+            let kind = r.action.kind();
+            crate::normalize::fields(&r.action)
+                .and_then(|()| {
+                    let token = r.approval_token.as_deref().unwrap_or_default();
+                    crate::normalize::no_control("approval_token", token)
+                })
+                .and_then(|()| {
+                    let fingerprint = r.request_fingerprint.as_deref().unwrap_or_default();
+                    crate::normalize::no_control("request_fingerprint", fingerprint)
+                })
+                .map_err(|why| RequestError::Malformed(format!("{kind}: {why}")))?;
+        }
+        Request::Manage(ManageRequest { token_id, .. }) | Request::Query(Query::Show(token_id)) => {
+            crate::normalize::no_control("token_id", token_id)
+                .map_err(RequestError::UnsupportedManagement)?;
+        }
+        Request::Query(Query::List) => {}
+    }
+    Ok(request)
+}
+
+/// Parse one request line into its request, before the character checks.
+fn parse_line(line: &[u8]) -> Result<Request, RequestError> {
     if line.len() > MAX_LINE {
         return Err(RequestError::Malformed(format!(
             "the line is {} bytes, over the {MAX_LINE}-byte limit",

@@ -69,6 +69,14 @@ impl TokenStore for MemoryStore {
         })
     }
 
+    async fn pending(&self, session: &str, now: Millis) -> Result<super::PendingCount, StoreError> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|t| t.state == super::TokenState::Pending && !t.lapsed(now))
+            .fold(super::PendingCount::default(), |c, t| c.add(t, session)))
+    }
+
     async fn live(&self, now: Millis) -> Result<Vec<Token>, StoreError> {
         let mut live: Vec<Token> = self
             .lock()

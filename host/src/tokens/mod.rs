@@ -323,6 +323,34 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forget records past their expiry by more than `grace_ms`; returns how many went.
     async fn prune(&self, now: Millis, grace_ms: Millis) -> Result<usize, StoreError>;
+
+    /// How many tokens are pending at `now`, for `session` and in all (the host bounds both).
+    /// This default counts what [`TokenStore::live`] returns; a store that can count more
+    /// cheaply overrides it.
+    async fn pending(&self, session: &str, now: Millis) -> Result<PendingCount, StoreError> {
+        let live = self.live(now).await?;
+        let pending = live.iter().filter(|t| t.state == TokenState::Pending);
+        Ok(pending.fold(PendingCount::default(), |c, t| c.add(t, session)))
+    }
+}
+
+/// Live pending tokens, for one session and in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingCount {
+    /// The session's.
+    pub session: usize,
+    /// Every session's.
+    pub all: usize,
+}
+
+impl PendingCount {
+    /// The count with `token` (a pending one) added.
+    pub(crate) fn add(self, token: &Token, session: &str) -> Self {
+        Self {
+            session: self.session + usize::from(token.action.session_id() == session),
+            all: self.all + 1,
+        }
+    }
 }
 
 #[cfg(test)]

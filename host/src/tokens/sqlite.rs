@@ -1,7 +1,7 @@
 //! The durable store: SQLite in WAL mode, one row per token, every transition one
 //! `BEGIN IMMEDIATE` transaction, so another process sharing the file sees each change once.
 
-use super::{Millis, Operation, Outcome, Presented, Redemption, StoreError, Token, TokenStore};
+use super::{Millis, Operation, Outcome, Presented, Redemption, StoreError, Token, TokenState, TokenStore};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, DirBuilder, OpenOptions};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
