@@ -453,11 +453,17 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
                 })
                 .map_err(|why| RequestError::Malformed(format!("{kind}: {why}")))?;
         }
-        Request::Manage(ManageRequest { token_id, .. }) | Request::Query(Query::Show(token_id)) => {
+        Request::Manage(ManageRequest { token_id, .. })
+        | Request::Query(QueryRequest {
+            query: Query::Show(token_id),
+            ..
+        }) => {
             crate::normalize::no_control("token_id", token_id)
                 .map_err(RequestError::UnsupportedManagement)?;
         }
-        Request::Query(Query::List) => {}
+        Request::Query(QueryRequest {
+            query: Query::List, ..
+        }) => {}
     }
     Ok(request)
 }
