@@ -74,13 +74,15 @@ fn the_corpus_holds_through_the_wasm_policy() {
     let cases = corpus["cases"].as_array().unwrap();
     assert!(cases.len() >= 100, "the corpus has {} cases", cases.len());
     let mut lines = Vec::new();
-    for case in cases {
+    for (i, case) in cases.iter().enumerate() {
         let cmd = case["cmd"].as_str().unwrap();
+        // A session per case: one session may hold only `max_pending_per_session` asks.
+        let session = format!("s{i}");
         lines.push(json!({
             "action": "local.exec", "executable": "/bin/bash", "args": ["-c", cmd],
-            "sandbox_id": "sbx", "session_id": "s", "profile": "default", "hitl_mode": "async_token",
+            "sandbox_id": "sbx", "session_id": session, "profile": "default", "hitl_mode": "async_token",
         }));
-        lines.push(json!({"action": "tool.call", "tool": "run_command", "arg": cmd, "sandbox_id": "sbx", "session_id": "s"}));
+        lines.push(json!({"action": "tool.call", "tool": "run_command", "arg": cmd, "sandbox_id": "sbx", "session_id": session}));
     }
     let (answers, stderr, code) = eval(&corpus["rules"], &lines);
     assert_eq!(code, Some(0), "{stderr}");

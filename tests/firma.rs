@@ -1115,19 +1115,19 @@ fn gavel_token_sends_the_management_token() {
     };
     // Without a token: refused, exit 1, and the message says why without the secret.
     let t = issue();
-    let out = gavel_token(&["approve", &t], None);
+    let out = gavel_token(&["approve", "--yes", &t], None);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unauthorized"), "{stderr}");
     // From the environment, the flag, or the server's own configuration file.
-    let out = gavel_token(&["approve", &t], Some(SECRET));
+    let out = gavel_token(&["approve", "--yes", &t], Some(SECRET));
     assert!(out.status.success(), "{out:?}");
     let t = issue();
     let out = gavel_token(&["revoke", &t, "--management-token", SECRET], None);
     assert!(out.status.success(), "{out:?}");
     let t = issue();
     let config_arg = config.to_str().unwrap();
-    let out = gavel_token(&["approve", &t, "--config", config_arg], None);
+    let out = gavel_token(&["approve", "--yes", &t, "--config", config_arg], None);
     assert!(out.status.success(), "{out:?}");
     let out = gavel_token(&["list", "--config", config_arg, "--json"], None);
     assert!(out.status.success(), "{out:?}");

@@ -150,7 +150,7 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("gavel.toml"),
-        "socket = \"exec.sock\"\naudit_log = \"audit.jsonl\"\n[store]\nkind = \"sqlite\"\npath = \"state\"\n\
+        "socket = \"exec.sock\"\nmax_pending_per_session = 1000000\nmax_pending = 1000000\naudit_log = \"audit.jsonl\"\n[store]\nkind = \"sqlite\"\npath = \"state\"\n\
          [[policy]]\nname = \"ask\"\nbuiltin = \"default-action\"\n",
     )
     .unwrap();

@@ -647,12 +647,15 @@ impl PolicyHost {
         // with a compare-and-set on the state read.
         let mut after = token.clone();
         let outcome = tokens::apply(&mut after, request.operation, now);
-        let change = (changes && after.state != token.state).then(|| Change {
+        // A change of state is applied even when the answer is a refusal: a token found past
+        // its expiry is marked expired.
+        let change = (after.state != token.state).then(|| Change {
             from: token.state,
             to: after.state,
-            transition: match request.operation {
-                Operation::Approve => "approved",
-                Operation::Revoke => "revoked",
+            transition: match after.state {
+                TokenState::Expired => "expired",
+                TokenState::Revoked => "revoked",
+                _ => "approved",
             },
         });
         (

@@ -90,6 +90,11 @@ impl Model {
         if !self.tokens.contains_key(id) {
             return Outcome::NotFound;
         }
+        // firma: approving an approved token is idempotent and checks no expiry (the next
+        // retry is then denied "expired").
+        if self.tokens[id].0 == TokenState::Approved && op == Operation::Approve {
+            return Outcome::Ok;
+        }
         self.lapse(id, now);
         let (state, expires) = self.tokens[id];
         let (outcome, next) = match (state, op) {

@@ -1,7 +1,9 @@
 //! The durable store: SQLite in WAL mode, one row per token, every transition one
 //! `BEGIN IMMEDIATE` transaction, so another process sharing the file sees each change once.
 
-use super::{Millis, Operation, Outcome, Presented, Redemption, StoreError, Token, TokenState, TokenStore};
+use super::{
+    Millis, Operation, Outcome, Presented, Redemption, StoreError, Token, TokenState, TokenStore,
+};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, DirBuilder, OpenOptions};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -408,6 +410,29 @@ impl TokenStore for SqliteStore {
                 }
             }
             Ok(counts)
+        })
+        .await
+    }
+
+    /// Counted in SQL on the read connection: an ask must not decode every live token.
+    async fn pending(&self, session: &str, now: Millis) -> Result<super::PendingCount, StoreError> {
+        let session = session.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN json_valid(body) THEN json_extract(body, '$.action.session_id') = ?2 END), 0)
+                     FROM tokens WHERE state = 'pending' AND expires_at_ms > ?1",
+                )
+                .map_err(fail)?;
+            let (all, mine) = stmt
+                .query_row(params![now as i64, session], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(fail)?;
+            Ok(super::PendingCount {
+                session: usize::try_from(mine).unwrap_or(0),
+                all: usize::try_from(all).unwrap_or(0),
+            })
         })
         .await
     }

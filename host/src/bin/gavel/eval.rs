@@ -65,6 +65,9 @@ pub(crate) fn build_config(
     if args.no_cache {
         config.compile_cache = false;
     }
+    // A batch of requests evaluated offline is not a live sidecar: no bound on pending asks.
+    config.max_pending_per_session = usize::MAX;
+    config.max_pending = usize::MAX;
     if !args.policies.is_empty() || !args.policy_configs.is_empty() {
         config.policies = policy_specs(&args.policies, &args.policy_configs, matches)?;
         for spec in &mut config.policies {

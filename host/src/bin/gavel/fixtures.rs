@@ -362,6 +362,9 @@ async fn run_file(
     tally.file.clone_from(&shown);
     let config = HostConfig {
         policies: vec![spec],
+        // Fixtures are judged one after another in one session: no bound on pending asks.
+        max_pending_per_session: usize::MAX,
+        max_pending: usize::MAX,
         ..HostConfig::default()
     };
     let clock = ManualClock::new(1_700_000_000_000);
