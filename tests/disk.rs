@@ -5,6 +5,12 @@
 //!
 //! Ownership tests chown to a real other user (UID 65534) and a full disk is a real tmpfs; both
 //! need root and are skipped, saying so, otherwise.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
 
 mod common;
 
@@ -43,7 +49,10 @@ fn names_path_and_fix(err: &str, path: &Path) {
 
 /// The ways a directory or file can be another user's to change: (setup, what the error says).
 /// The ownership row needs root; it is left out otherwise.
-fn unsafe_setups() -> Vec<(&'static str, Box<dyn Fn(&Path)>)> {
+/// A named way to make a configured path unsafe.
+type Setup = (&'static str, Box<dyn Fn(&Path)>);
+
+fn unsafe_setups() -> Vec<Setup> {
     let world: Box<dyn Fn(&Path)> = Box::new(|p: &Path| chmod(p, 0o777));
     let group: Box<dyn Fn(&Path)> = Box::new(|p: &Path| chmod(p, 0o770));
     let mut setups = vec![("chmod go-w", world), ("chmod go-w", group)];

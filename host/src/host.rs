@@ -649,7 +649,7 @@ impl PolicyHost {
         let outcome = tokens::apply(&mut after, request.operation, now);
         // A change of state is applied even when the answer is a refusal: a token found past
         // its expiry is marked expired.
-        let change = (after.state != token.state).then(|| Change {
+        let change = (after.state != token.state).then_some(Change {
             from: token.state,
             to: after.state,
             transition: match after.state {

@@ -32,7 +32,7 @@ fn socket_path(g: &Globals, management: bool) -> anyhow::Result<PathBuf> {
 
 /// Send one line, read one line.
 fn exchange(path: &Path, line: &str) -> anyhow::Result<String> {
-    let mut stream = UnixStream::connect(&path).with_context(|| {
+    let mut stream = UnixStream::connect(path).with_context(|| {
         format!(
             "cannot connect to `{}`; is `gavel serve` running there?",
             path.display()
