@@ -6,6 +6,9 @@ use crate::command::Analysis;
 use crate::rule::{Glob, RUN_COMMAND, Rule};
 use crate::{Suggestion, SuggestionGroup};
 
+/// The longest prefix offered as `PREFIX *`.
+const MAX_PREFIX_WORDS: usize = 4;
+
 /// Suggestions for one command that no rule allows.
 pub(crate) fn for_command<'r>(
     a: &Analysis,
@@ -27,9 +30,12 @@ pub(crate) fn for_command<'r>(
     if !a.exact_only {
         let n = a.words.len();
         // Generalize word by word down to `program subcommand *` (or `program *` for a
-        // two-word command), as the reference does.
+        // two-word command), as the reference does, from a prefix of at most
+        // `MAX_PREFIX_WORDS` words: a longer prefix is not a rule anyone saves, and offering
+        // every prefix of an n-word command costs O(n^2) (a 60 KB `echo a a a ...` took
+        // 106 s natively before this bound).
         let min = if n <= 2 { 1 } else { 2 };
-        for k in (min..n).rev() {
+        for k in (min..n.min(MAX_PREFIX_WORDS + 1)).rev() {
             let prefix = a.words[..k].join(" ");
             let glob = Glob::command(&format!("{prefix} *"));
             // A pattern broad enough to also match what a deny rule names is never offered.

@@ -171,6 +171,26 @@ fn suggestions_escalate_and_stay_safe() {
         ]
     );
 
+    // A long command gets its exact form and prefixes of at most four words, in time linear
+    // in its length (every prefix of 30,000 words took 106 s).
+    let long = format!("echo {}", "a ".repeat(30_000));
+    let started = std::time::Instant::now();
+    let e = p.evaluate(&Request::tool("run_command", &long));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let rules: Vec<&str> = e.suggestions[0]
+        .rules
+        .iter()
+        .map(|s| s.rule.as_str())
+        .collect();
+    assert_eq!(
+        rules[1..],
+        [
+            "run_command(echo a a a *)",
+            "run_command(echo a a *)",
+            "run_command(echo a *)"
+        ]
+    );
+
     // `npm *` would also match the denied `npm publish`, so it is never offered.
     let e = p.evaluate(&Request::tool("run_command", "npm ci"));
     let rules: Vec<&str> = e.suggestions[0]
