@@ -5,15 +5,17 @@
 //! written.**
 //!
 //! Each command is judged twice, as a `run_command` tool call and as a local-exec of
-//! `bash -c SCRIPT`. It then runs in bash inside a private mount namespace (`unshare -m`, root
-//! needed) where every program in `/usr/bin`, `/usr/sbin`, `/usr/local/bin` and
-//! `/usr/local/sbin` (so also `/bin/rm`, `/sbin/...`) is a logging stand-in; the stand-ins for
-//! programs that run other programs (`awk`, `sed`, `find`, `xargs`, `env`, `timeout`, `sh`,
-//! `perl`, ...) log and then run the real program, so what those run is logged too. Each case
-//! gets a fresh directory on a tmpfs as its working directory and `HOME`, an empty environment,
-//! `/dev/null` as stdin, a private `/dev` and a time limit. Every program a case ran is then
-//! judged as a local-exec of its argument vector: a case the policy allowed that ran anything
-//! the rules do not allow is a violation.
+//! `bash -c SCRIPT`. It then runs in bash inside the sandbox of `bash_sandbox/mod.rs` (shared
+//! with the `bash_agrees` fuzz target; root needed): private mount and network namespaces, a
+//! read-only copy of the host's tree chrooted into, where every program in `/usr/bin`,
+//! `/usr/sbin`, `/usr/local/bin` and `/usr/local/sbin` (so also `/bin/rm`, `/sbin/...`) is a
+//! logging stand-in; the stand-ins for programs that run other programs (`awk`, `sed`, `find`,
+//! `xargs`, `env`, `timeout`, `sh`, `perl`, ...) log and then run the real program, so what
+//! those run is logged too. Each case runs as `nobody` and gets a fresh directory on a tmpfs as
+//! its working directory and `HOME`, an empty environment, `/dev/null` as stdin, a private
+//! `/dev` and a time limit; it ends when its whole process group has. Every program a case ran
+//! is then judged as a local-exec of its argument vector: a case the policy allowed that ran
+//! anything the rules do not allow is a violation.
 //!
 //! Run: `cargo run --release -p command-rules-core --example bash_differential` (as root).
 //! Environment: `GAVEL_DIFF_CASES` (default 3000), `GAVEL_DIFF_SEED`, `GAVEL_DIFF_JOBS`
@@ -22,20 +24,15 @@
 //! `gavel test` corpus, to `GAVEL_DIFF_SAMPLE_OUT`, so the wasm guest is held to the same
 //! verdicts). Exit status 1 on any violation.
 
+mod bash_sandbox;
+
+use bash_sandbox::Sandbox;
 use command_rules_core::{Config, Policy, Request, Verdict};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-
-/// Programs whose stand-in also runs the real program, so that what they run is logged.
-const REAL: &[&str] = &[
-    "awk", "mawk", "sed", "find", "xargs", "env", "timeout", "nice", "nohup", "sh", "dash", "perl",
-];
-
-/// Directories whose programs are replaced by stand-ins (`/bin` and `/sbin` link into `/usr`).
-const BIN_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"];
 
 /// How long one case may run.
 const CASE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -132,25 +129,23 @@ fn drive() -> Result<bool, Failure> {
             for (k, c) in chunk.iter().enumerate() {
                 writeln!(f, "{}", serde_json::json!({"i": start + k, "cmd": c}))?;
             }
-            let child = Command::new("unshare")
-                .args(["-m", "--propagation", "private"])
-                .arg(&exe)
+            let child = Command::new(&exe)
                 .arg("--batch")
                 .arg(&input)
                 .arg(&output)
                 .stdin(Stdio::null())
                 .spawn()
-                .map_err(|e| format!("cannot start `unshare`: {e}"))?;
+                .map_err(|e| format!("cannot start a batch: {e}"))?;
             children.push((child, output));
         }
         for (mut child, output) in children {
             let status = child.wait()?;
-            // `unshare` runs the batch in its own process: the mount point it left, now empty.
+            // The batch's sandbox mount point, empty outside its namespace.
             let _ = std::fs::remove_dir(
                 std::env::temp_dir().join(format!("gavel-diff-ns-{}", child.id())),
             );
             if !status.success() {
-                return Err(format!("a batch failed ({status}); run as root with unshare").into());
+                return Err(format!("a batch failed ({status}); run as root").into());
             }
             for line in std::fs::read_to_string(&output)?.lines() {
                 let v: serde_json::Value = serde_json::from_str(line)?;
@@ -522,166 +517,24 @@ impl Generator {
     }
 }
 
-/// Inside a private mount namespace: set up the stand-ins and run every case of `input`.
+/// Inside the sandbox (private namespaces, built here): run every case of `input`.
 fn run_batch(input: &Path, output: &Path) -> Result<bool, Failure> {
-    let base = std::env::temp_dir().join(format!("gavel-diff-ns-{}", std::process::id()));
-    std::fs::create_dir_all(&base)?;
-    mount(&["-t", "tmpfs", "tmpfs"], &base)?;
-    // The tmpfs ends with the namespace; the driver removes the empty directory under it.
-    setup_and_run(&base, input, output)
-}
-
-fn mount(args: &[&str], target: &Path) -> Result<(), Failure> {
-    let status = Command::new("/usr/bin/mount")
-        .args(args)
-        .arg(target)
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("mount {args:?} {} failed", target.display()).into())
-    }
-}
-
-fn setup_and_run(base: &Path, input: &Path, output: &Path) -> Result<bool, Failure> {
-    let real = base.join("real");
-    std::fs::create_dir_all(&real)?;
-    let log = base.join("log");
-    let standin = base.join("standin");
-    // The stand-in: log the program's name and arguments (to the case's HOME, else a shared
-    // log) in one write, then run the real program if it is one that runs others.
-    std::fs::write(
-        &standin,
-        format!(
-            "#!/usr/bin/bash\nn=${{0##*/}}\nprintf -v r '%s\\x1f' \"$n\" \"$@\"\n\
-             l=\"$HOME/.gavel-diff-log\"; [ -n \"$HOME\" ] && [ -w \"$HOME\" ] || l={log}\n\
-             printf '%s\\x1e' \"$r\" >> \"$l\"\n\
-             [ -x {real}/\"$n\" ] && exec {real}/\"$n\" \"$@\"\nexit 0\n",
-            log = log.display(),
-            real = real.display()
-        ),
-    )?;
-    set_mode(&standin, 0o755)?;
-    for name in REAL {
-        let src = PathBuf::from("/usr/bin").join(name);
-        if let Ok(resolved) = std::fs::canonicalize(&src) {
-            std::fs::copy(&resolved, real.join(name))?;
-        }
-    }
-    let bash = std::fs::canonicalize("/usr/bin/bash")?;
-    let mut binds = Vec::new();
-    for (k, dir) in BIN_DIRS.iter().enumerate() {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let fake = base.join(format!("bin{k}"));
-        std::fs::create_dir_all(&fake)?;
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let target = fake.join(&name);
-            if *dir == "/usr/bin" && name == "bash" {
-                std::fs::copy(&bash, &target)?;
-            } else {
-                std::os::unix::fs::symlink(&standin, &target)?;
-            }
-        }
-        binds.push((fake, *dir));
-    }
-    // A private /dev with only what programs need.
-    let dev = base.join("dev");
-    std::fs::create_dir_all(&dev)?;
-    for node in ["null", "zero", "urandom", "random"] {
-        let path = dev.join(node);
-        std::fs::write(&path, b"")?;
-        mount(&["--bind", &format!("/dev/{node}")], &path)?;
-    }
-    mount(&["--bind", &dev.display().to_string()], Path::new("/dev"))?;
-    // `/usr/bin` last: `mount` itself lives there.
-    binds.sort_by_key(|(_, d)| *d == "/usr/bin");
-    for (fake, dir) in &binds {
-        mount(&["--bind", &fake.display().to_string()], Path::new(dir))?;
-    }
-
+    let dir = std::env::temp_dir().join(format!("gavel-diff-ns-{}", std::process::id()));
+    // The tmpfs ends with the process's namespace; the driver removes the empty directory.
+    let mut sandbox = Sandbox::enter(&dir)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(output)?);
     let cases = std::io::BufReader::new(std::fs::File::open(input)?);
-    // Background jobs may outlive their bash: each case's programs log into its own HOME, read
-    // only after every case of the batch has run.
-    let mut done = Vec::new();
     for line in cases.lines() {
         let v: serde_json::Value = serde_json::from_str(&line?)?;
         let i = v["i"].as_u64().unwrap_or(u64::MAX);
         let cmd = v["cmd"].as_str().unwrap_or_default();
-        let home = base.join(format!("c{i}"));
-        std::fs::create_dir_all(&home)?;
-        std::fs::write(home.join("f"), "x y\nrm y\n")?;
-        std::fs::write(home.join("notes.txt"), "a\n")?;
-        let _ = std::fs::remove_file(&log);
-        let timed_out = run_case(&bash, cmd, &home)?;
-        // Programs run with HOME changed or unset log to the shared log, read right away.
-        done.push((i, home, timed_out, parse_log(&log)));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    for (i, home, timed_out, mut ran) in done {
-        ran.extend(parse_log(&home.join(".gavel-diff-log")));
+        let outcome = sandbox.run(cmd, CASE_TIMEOUT)?;
         writeln!(
             out,
             "{}",
-            serde_json::json!({"i": i, "ran": ran, "timeout": timed_out})
+            serde_json::json!({"i": i, "ran": outcome.ran, "timeout": outcome.timed_out})
         )?;
     }
     out.flush()?;
     Ok(true)
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
-/// Run one case in bash; whether it hit the time limit.
-fn run_case(bash: &Path, cmd: &str, home: &Path) -> Result<bool, Failure> {
-    use std::os::unix::process::CommandExt;
-    let mut child = Command::new(bash)
-        .arg("-c")
-        .arg(cmd)
-        .env_clear()
-        .env("HOME", home)
-        .current_dir(home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()?;
-    let deadline = Instant::now() + CASE_TIMEOUT;
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(false);
-        }
-        if Instant::now() > deadline {
-            // The whole process group, with bash's own `kill` (the `kill` program is a stand-in).
-            let _ = Command::new(bash)
-                .arg("-c")
-                .arg(format!("kill -9 -- -{}", child.id()))
-                .status();
-            let _ = child.wait();
-            return Ok(true);
-        }
-        std::thread::sleep(Duration::from_micros(300));
-    }
-}
-
-fn parse_log(path: &Path) -> Vec<Vec<String>> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&bytes)
-        .split('\x1e')
-        .filter(|r| !r.is_empty())
-        .map(|r| {
-            let mut argv: Vec<String> = r.split('\x1f').map(str::to_owned).collect();
-            argv.pop(); // after the last separator
-            argv
-        })
-        .collect()
 }
