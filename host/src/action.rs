@@ -59,7 +59,7 @@ pub struct Header {
 }
 
 /// An agent's HTTP request, seen by an interceptor before it is sent (wire action
-/// `http.request`). Built by [`crate::wire`] with the host lowercased, the method uppercased and
+/// `http.request`). Built by the wire parser with the host lowercased, the method uppercased and
 /// the port defaulted from the scheme.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {

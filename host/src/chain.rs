@@ -3,13 +3,12 @@
 
 use crate::action::{Action, hex};
 use crate::config::HostConfig;
-use crate::decision::{EffectClass, RiskClass, SuggestionGroup, Verdict};
+use crate::decision::{EffectClass, PolicyRef, RiskClass, SuggestionGroup, Verdict};
 use crate::engine::Runtime;
 use crate::error::Error;
 use crate::interface::{InterfaceVersion, PolicyVerdict, Prepared};
 use crate::policy::{Policy, PolicyDecision, World};
 use crate::tokens::{Operation, Token};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -39,18 +38,6 @@ pub struct ChainDecision {
     /// For an ask: every policy that asked, for the approval record (empty otherwise; `policy`
     /// names the one that decided).
     pub policy_refs: Vec<PolicyRef>,
-}
-
-/// A reference to a policy behind a decision, as approval records carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyRef {
-    /// The policy's name in the chain.
-    pub policy: String,
-    /// `sha256:` and the SHA-256 of its component.
-    pub digest: String,
-    /// The rule it named, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
 }
 
 /// A loaded policy's identity, for audit records and `gavel inspect`.

@@ -5,6 +5,7 @@ use crate::engine::EngineOptions;
 use crate::error::Error;
 use crate::interface::UnknownActions;
 use crate::policy::{Isolation, Limits};
+use crate::tokens::{StoreConfig, StoreKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -238,65 +239,17 @@ pub struct PolicyLimits {
     pub isolation: Option<Isolation>,
 }
 
-/// `[store]`: where approval tokens are kept.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// The kind of store; `gavel serve` defaults to `sqlite`, `gavel eval` always uses memory.
-    #[serde(default)]
-    pub kind: Option<StoreKind>,
-    /// `sqlite`: the directory holding `tokens.db` (default `$XDG_STATE_HOME/gavel`, else
-    /// `~/.local/state/gavel`, else the socket's directory).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// `sqlite`: `full` (default: fsync every commit) or `normal`.
-    #[serde(default)]
-    pub synchronous: crate::tokens::Synchronous,
-    /// `redis`: the server, for example `redis://127.0.0.1:6379/0`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `redis`: the prefix of every key (default `gavel:`), so fleets can share a server.
-    #[serde(default)]
-    pub prefix: Option<String>,
-}
-
-/// The kinds of token store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreKind {
-    /// In process memory: lost on restart.
-    Memory,
-    /// An SQLite database on local disk: survives restarts and crashes.
-    Sqlite,
-    /// A Redis server shared by a fleet of sidecars.
-    Redis,
-}
-
 impl HostConfig {
-    /// Open the configured token store (`default` when `[store] kind` is not set).
+    /// Open the configured token store (`default` when `[store] kind` is not set); see
+    /// [`tokens::open`](crate::tokens::open).
     pub async fn open_store(
         &self,
         default: StoreKind,
     ) -> Result<std::sync::Arc<dyn crate::tokens::TokenStore>, Error> {
-        use crate::tokens::{MemoryStore, RedisStore, SqliteStore};
-        let store = &self.store;
-        Ok(match store.kind.unwrap_or(default) {
-            StoreKind::Memory => std::sync::Arc::new(MemoryStore::new()),
-            StoreKind::Sqlite => {
-                let dir = store
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| self.default_state_dir());
-                std::sync::Arc::new(SqliteStore::open(&dir, store.synchronous)?)
-            }
-            StoreKind::Redis => {
-                let url = store.url.as_deref().ok_or_else(|| {
-                    Error::Config("`[store] kind = \"redis\"` needs `url`, for example `redis://127.0.0.1:6379/0`".into())
-                })?;
-                let prefix = store.prefix.as_deref().unwrap_or("gavel:");
-                std::sync::Arc::new(RedisStore::connect(url, prefix, self.token_grace_ms).await?)
-            }
+        crate::tokens::open(&self.store, default, self.token_grace_ms, || {
+            self.default_state_dir()
         })
+        .await
     }
 
     /// `$XDG_STATE_HOME/gavel`, else `~/.local/state/gavel`, else the socket's directory.

@@ -1,4 +1,5 @@
-//! Verdicts and suggestions, as the host reports them.
+//! The host's vocabulary: verdicts, classes, suggestions, policy references and deny codes.
+//! A leaf: it names things every layer speaks of and imports nothing from the crate.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,51 @@ impl RiskClass {
             RiskClass::Medium => "medium",
             RiskClass::High => "high",
             RiskClass::Critical => "critical",
+        }
+    }
+}
+
+/// A reference to a policy behind a decision, as approval records carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// The policy's name in the chain.
+    pub policy: String,
+    /// `sha256:` and the SHA-256 of its component.
+    pub digest: String,
+    /// The rule it named, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// Why a call was refused, as a stable code agents and dashboards can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyCode {
+    /// A policy denied it (or no policy governs this kind of action).
+    PolicyDenied,
+    /// A policy failed (trapped, timed out, ran out of memory, answered garbage); failing is
+    /// denying.
+    PolicyFailed,
+    /// The approval token presented is unknown, used, revoked, expired or for another request.
+    ApprovalInvalid,
+    /// The request could not be understood.
+    MalformedRequest,
+    /// The request came from a sandbox this host does not serve.
+    SandboxMismatch,
+    /// Something the answer depends on (token store, audit log) is unavailable.
+    Unavailable,
+}
+
+impl DenyCode {
+    /// The code as it appears in bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyCode::PolicyDenied => "policy_denied",
+            DenyCode::PolicyFailed => "policy_failed",
+            DenyCode::ApprovalInvalid => "approval_invalid",
+            DenyCode::MalformedRequest => "malformed_request",
+            DenyCode::SandboxMismatch => "sandbox_mismatch",
+            DenyCode::Unavailable => "unavailable",
         }
     }
 }

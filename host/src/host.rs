@@ -10,10 +10,10 @@ use crate::audit::{AuditFailure, AuditLog, AuditRecord};
 use crate::chain::{Chain, PolicyInfo};
 use crate::clock::{Clock, SystemClock};
 use crate::config::HostConfig;
+use crate::decision::DenyCode;
 use crate::decision::Verdict;
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::intercept::DenyCode;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Share};
 use crate::tokens::{

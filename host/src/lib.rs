@@ -36,6 +36,7 @@ mod clock;
 pub mod componentize;
 mod config;
 mod decision;
+mod denial;
 mod engine;
 mod error;
 pub mod files;
@@ -56,10 +57,10 @@ pub mod wire;
 pub use action::{Action, Connect, Header, HttpRequest, LocalExec, ToolCall, Upgrade};
 pub use auth::ManagementToken;
 pub use builtin::{builtin_component, builtin_names};
-pub use chain::{ChainDecision, PolicyInfo, PolicyRef};
+pub use chain::{ChainDecision, PolicyInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec, StoreConfig, StoreKind};
-pub use decision::{EffectClass, RiskClass, Suggestion, SuggestionGroup, Verdict};
+pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec};
+pub use decision::{EffectClass, PolicyRef, RiskClass, Suggestion, SuggestionGroup, Verdict};
 pub use engine::default_cache_dir;
 pub use error::Error;
 pub use host::{HostBuilder, Operator, PolicyHost};
@@ -67,6 +68,7 @@ pub use inspect::{Inspection, inspect};
 pub use interface::{InterfaceVersion, UnknownActions};
 pub use metrics::Metrics;
 pub use policy::{Isolation, Limits, World};
+pub use tokens::{StoreConfig, StoreKind};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -126,14 +126,8 @@ pub struct DecideResponse {
     pub body: Option<serde_json::Value>,
 }
 
-/// One suggested rule on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireSuggestion {
-    /// The rule text.
-    pub rule: String,
-    /// A label for a menu.
-    pub label: String,
-}
+/// One suggested rule on the wire (the host's [`Suggestion`](crate::Suggestion)).
+pub type WireSuggestion = crate::decision::Suggestion;
 
 impl DecideResponse {
     /// A `deny` with a reason.
@@ -160,16 +154,16 @@ impl DecideResponse {
         &mut self,
         kind: &str,
         action: Option<&Action>,
-        code: crate::intercept::DenyCode,
+        code: crate::decision::DenyCode,
     ) {
         if self.decision != WireDecision::Deny || !carries_body(kind) {
             return;
         }
         let detail = self.reason.as_deref().unwrap_or_default();
-        if crate::intercept::denial_context(action) == crate::intercept::DenialContext::Api {
-            self.status = Some(crate::intercept::DENY_STATUS);
+        if crate::denial::denial_context(action) == crate::denial::DenialContext::Api {
+            self.status = Some(crate::denial::DENY_STATUS);
         }
-        self.body = Some(crate::intercept::body_for(action, code, detail));
+        self.body = Some(crate::denial::body_for(action, code, detail));
     }
 
     /// Drop everything but firma's four fields (`decision`, `reason`, `approval_token`,
@@ -262,7 +256,7 @@ pub struct ApprovalRecord {
     /// What an operator may do now: `approve`, `revoke` (empty once the token is final).
     pub allowed_decisions: Vec<String>,
     /// The policies that asked for a human, with their component digests and rules.
-    pub policy_refs: Vec<crate::chain::PolicyRef>,
+    pub policy_refs: Vec<crate::decision::PolicyRef>,
     /// `sha256:` digest of the policy chain in force when the token was issued (every policy's
     /// name, component, interface version and configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,7 +314,7 @@ impl RequestError {
     pub fn response_to(&self, line: &[u8]) -> Response {
         let mut response = self.response();
         if let (Response::Decide(d), Some(kind)) = (&mut response, body_kind_of(line)) {
-            d.attach_denial(kind, None, crate::intercept::DenyCode::MalformedRequest);
+            d.attach_denial(kind, None, crate::decision::DenyCode::MalformedRequest);
         }
         response
     }

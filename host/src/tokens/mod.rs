@@ -5,20 +5,20 @@
 //! transaction makes it atomic and calls them, so the contract's table lives in one place.
 
 mod memory;
+mod open;
 mod redis;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use open::{StoreConfig, StoreKind, open};
 pub use redis::RedisStore;
 pub use sqlite::{DB_FILE, SqliteStore, Synchronous};
 
 use crate::action::Action;
-use crate::chain::PolicyRef;
-use crate::decision::{EffectClass, RiskClass};
+use crate::decision::{EffectClass, PolicyRef, RiskClass, Suggestion};
 use serde::{Deserialize, Serialize};
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = u64;
+pub use crate::clock::Millis;
 
 /// Where a token is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +96,7 @@ pub struct ApprovalInfo {
     /// Rules that would allow this next time, one group per subcommand: for the operator's
     /// `list`/`show`, since a `local.exec` answer may carry nothing beyond firma's four fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub suggestions: Vec<Vec<crate::wire::WireSuggestion>>,
+    pub suggestions: Vec<Vec<Suggestion>>,
 }
 
 impl Token {
