@@ -27,6 +27,7 @@
 //! in `chain.rs`); tokens change state only in [`tokens::redeem`] and [`tokens::apply`].
 
 mod action;
+mod answer;
 pub mod audit;
 mod auth;
 mod bindings;
@@ -40,6 +41,7 @@ mod denial;
 mod engine;
 mod error;
 pub mod files;
+mod flow;
 mod host;
 mod inspect;
 pub mod intercept;
@@ -49,6 +51,7 @@ mod normalize;
 pub mod permissions;
 mod policy;
 mod pool;
+mod records;
 mod redact;
 pub mod server;
 pub mod tokens;

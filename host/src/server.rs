@@ -387,12 +387,10 @@ impl Connection {
                     ),
                 ))
             }
-            (_, Ok(Request::Decide(r))) => {
-                Response::Decide(self.host.decide_shared(&r, operator, &self.share).await)
-            }
-            (_, Ok(Request::Manage(r))) => Response::Manage(self.host.manage(&r, operator).await),
-            (_, Ok(Request::Query(q))) => {
-                Response::Query(Box::new(self.host.query_as(&q, operator).await))
+            (_, Ok(request)) => {
+                self.host
+                    .handle_shared(request, operator, &self.share)
+                    .await
             }
             (_, Err(e)) => e.response_to(line),
         }

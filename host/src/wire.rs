@@ -2,7 +2,8 @@
 //! are fixed by existing clients (`firma-run`, `firma token`); see the README's wire section.
 
 use crate::action::{Action, Connect, Header, HttpRequest, LocalExec, ToolCall, Upgrade};
-use crate::decision::SuggestionGroup;
+use crate::answer::{Decided, Found, Managed, Queried};
+use crate::decision::Verdict;
 use crate::tokens::{Operation, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -173,21 +174,60 @@ impl DecideResponse {
         self.status = None;
         self.body = None;
     }
+}
 
-    pub(crate) fn suggestions_from(groups: Vec<SuggestionGroup>) -> Vec<Vec<WireSuggestion>> {
-        groups
-            .into_iter()
-            .filter(|g| !g.rules.is_empty())
-            .map(|g| {
-                g.rules
-                    .into_iter()
-                    .map(|s| WireSuggestion {
-                        rule: s.rule,
-                        label: s.label,
-                    })
-                    .collect()
-            })
-            .collect()
+/// The answer line for a decide request about `action`: the one place a denial's body (and
+/// status) is attached, and where a `local.exec` answer is kept to firma's four fields.
+pub(crate) fn render_decision(answer: Decided, action: &Action) -> DecideResponse {
+    let code = answer.deny_code();
+    let asks = answer.verdict == Verdict::Ask;
+    let mut response = DecideResponse {
+        decision: match answer.verdict {
+            Verdict::Allow => WireDecision::Allow,
+            Verdict::Deny => WireDecision::Deny,
+            Verdict::Ask => WireDecision::PendingHitl,
+        },
+        reason: Some(answer.reason),
+        approval_token: answer.token_id.filter(|_| asks),
+        retry_after_ms: answer.retry_after_ms.filter(|_| asks),
+        // firma-run rejects any field beyond its four, and would fail closed.
+        suggestions: if matches!(action, Action::LocalExec(_)) {
+            Vec::new()
+        } else {
+            answer.suggestions
+        },
+        status: None,
+        body: None,
+    };
+    if let Some(code) = code {
+        response.attach_denial(action.kind(), Some(action), code);
+    }
+    response
+}
+
+/// The answer line for an approve or revoke.
+pub(crate) fn render_management(answer: Managed) -> ManageResponse {
+    ManageResponse {
+        outcome: answer.outcome,
+        reason: answer.reason,
+    }
+}
+
+/// The answer line for `list` or `show`, each token shown as `approval` records it.
+pub(crate) fn render_query(
+    answer: Queried,
+    approval: impl Fn(&crate::tokens::Token) -> ApprovalRecord,
+) -> QueryResponse {
+    let (tokens, token) = match answer.found {
+        Found::Nothing => (None, None),
+        Found::List(live) => (Some(live.iter().map(approval).collect()), None),
+        Found::One(t) => (None, Some(approval(&t))),
+    };
+    QueryResponse {
+        outcome: answer.outcome,
+        reason: answer.reason,
+        tokens,
+        token,
     }
 }
 

@@ -1,8 +1,9 @@
 //! Approval tokens: their records, the lifecycle rules of the wire contract, and the stores that
 //! keep them.
 //!
-//! Every state change goes through [`redeem`] or [`apply`]: the store holds whatever lock or
-//! transaction makes it atomic and calls them, so the contract's table lives in one place.
+//! A token is created only by [`issue`]; every state change goes through [`redeem`] or
+//! [`apply`]: the store holds whatever lock or transaction makes it atomic and calls them, so
+//! the contract's table lives in one place.
 
 mod memory;
 mod open;
@@ -254,6 +255,73 @@ pub fn apply(token: &mut Token, op: Operation, now: Millis) -> Outcome {
         (TokenState::Revoked, Operation::Revoke) => Outcome::Ok,
         (TokenState::Expired, _) => Outcome::Expired,
     }
+}
+
+/// Who asked for a human, and what the token will show an operator.
+pub(crate) struct Ask<'a> {
+    /// The policy that decided to ask.
+    pub(crate) policy: &'a str,
+    /// Its rule, if it named one.
+    pub(crate) rule_id: Option<String>,
+    /// Why it asked (it may quote the request: masked before it is stored).
+    pub(crate) reason: &'a str,
+    /// The host's lifetime of a token, and the shortest timeout an asking policy set.
+    pub(crate) lifetime_ms: Millis,
+    /// The chain's classification.
+    pub(crate) effect: EffectClass,
+    /// The chain's risk.
+    pub(crate) risk: RiskClass,
+    /// Every policy that asked.
+    pub(crate) policy_refs: Vec<PolicyRef>,
+    /// The digest of the chain in force.
+    pub(crate) chain_digest: &'a str,
+    /// Rules that would allow this next time (masked before they are stored).
+    pub(crate) suggestions: &'a [Vec<Suggestion>],
+}
+
+/// Issue a pending token for `action` (whose fingerprint is `fingerprint`) into `store`, and
+/// return its id: the one place a token is created.
+pub(crate) async fn issue(
+    store: &dyn TokenStore,
+    action: &Action,
+    fingerprint: String,
+    ask: Ask<'_>,
+    now: Millis,
+) -> Result<String, StoreError> {
+    let mask = |s: &Suggestion| Suggestion {
+        rule: crate::redact::text(&s.rule),
+        label: crate::redact::text(&s.label),
+    };
+    let token = Token {
+        id: uuid::Uuid::new_v4().to_string(),
+        state: TokenState::Pending,
+        fingerprint,
+        // Secrets are masked before anything is stored: the fingerprint binds the token to the
+        // full request, and retries are checked against it.
+        action: crate::redact::action(action),
+        created_at_ms: now,
+        expires_at_ms: now.saturating_add(ask.lifetime_ms),
+        policy: ask.policy.to_owned(),
+        rule_id: ask.rule_id,
+        // A policy's reason may quote the request (http-rules names the URL).
+        reason: Some(crate::redact::text(ask.reason)),
+        approval: ApprovalInfo {
+            effect: Some(ask.effect),
+            risk: Some(ask.risk),
+            policy_refs: ask.policy_refs,
+            chain_digest: Some(ask.chain_digest.to_owned()),
+            // Operators see these in `list`/`show`; a rule quotes the command, so it is masked
+            // like the summary.
+            suggestions: ask
+                .suggestions
+                .iter()
+                .map(|group| group.iter().map(mask).collect())
+                .collect(),
+        },
+    };
+    let id = token.id.clone();
+    store.insert(token).await?;
+    Ok(id)
 }
 
 /// Live tokens by state.
