@@ -2,7 +2,7 @@
 //! the metrics and the wire answer are made from. Built once by the flows; read by
 //! `records` (audit) and `wire` (the answer line). Free of wire types, so both can draw on it.
 
-use crate::decision::{DenyCode, EffectClass, RiskClass, Suggestion, Verdict};
+use crate::decision::{DenyCode, EffectClass, FailureKind, RiskClass, Suggestion, Verdict};
 use crate::tokens::{Outcome, Token, TokenState};
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ pub(crate) struct Decided {
     /// Its rule, if it named one.
     pub(crate) rule: Option<String>,
     /// The kind of failure when the deciding policy failed.
-    pub(crate) failure: Option<&'static str>,
+    pub(crate) failure: Option<FailureKind>,
     /// The chain's classification of a fresh request.
     pub(crate) effect: Option<EffectClass>,
     /// The chain's risk of a fresh request.

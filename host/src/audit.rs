@@ -138,7 +138,7 @@ impl AuditLog {
         // directory was checked above.
         let good = if meta.is_file() {
             crate::files::check_private_meta(path, &meta, "the audit log")
-                .map_err(Error::Config)?;
+                .map_err(Error::config)?;
             let good = complete_length(&file).map_err(io)?;
             if good != meta.len() {
                 tracing::warn!(

@@ -3,7 +3,7 @@
 
 use crate::action::{Action, hex};
 use crate::config::HostConfig;
-use crate::decision::{EffectClass, PolicyRef, RiskClass, SuggestionGroup, Verdict};
+use crate::decision::{EffectClass, FailureKind, PolicyRef, RiskClass, SuggestionGroup, Verdict};
 use crate::engine::Runtime;
 use crate::error::Error;
 use crate::interface::{InterfaceVersion, PolicyVerdict, Prepared};
@@ -27,7 +27,7 @@ pub struct ChainDecision {
     /// Suggestions from every policy that asked.
     pub suggestions: Vec<SuggestionGroup>,
     /// The kind of failure when the deciding policy failed (a failure is always a deny).
-    pub failure: Option<&'static str>,
+    pub failure: Option<FailureKind>,
     /// What the action does: the deciding policy's class, else derived from the action.
     pub effect: EffectClass,
     /// How risky it is: the highest any deciding or asking policy named, else the effect's

@@ -143,3 +143,49 @@ impl DenyCode {
         }
     }
 }
+
+/// What went wrong with a policy: while it was loaded (an [`Error::Policy`](crate::Error)), or
+/// while it decided (a deny that names it, counted in the metrics by [`FailureKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Its component or configuration file could not be read.
+    Unreadable,
+    /// Its component does not match the `sha256` it is pinned to.
+    Pinned,
+    /// It is not a component Gavel can run: not a component, wrong imports or exports, or it
+    /// cannot be linked.
+    Invalid,
+    /// An instance could not be created or its `init` failed (a configuration it rejects).
+    Instantiate,
+    /// A call ran past its deadline.
+    Deadline,
+    /// A call ran into the memory limit.
+    Memory,
+    /// A call overflowed its stack.
+    Stack,
+    /// A call trapped (or its thread failed).
+    Trap,
+    /// The policy answered with an error instead of a decision.
+    Error,
+    /// The policy's answer was over the host's size limits.
+    Oversized,
+}
+
+impl FailureKind {
+    /// The kind's name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unreadable => "unreadable",
+            FailureKind::Pinned => "pinned",
+            FailureKind::Invalid => "invalid",
+            FailureKind::Instantiate => "instantiate",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::Stack => "stack",
+            FailureKind::Trap => "trap",
+            FailureKind::Error => "error",
+            FailureKind::Oversized => "oversized",
+        }
+    }
+}

@@ -245,7 +245,7 @@ impl PolicyHost {
         let mut answer = flow::decide::decide(&inner.cx, &chain, request, share).await;
         let metrics = &inner.metrics;
         if let (Some(policy), Some(kind)) = (&answer.policy, answer.failure) {
-            metrics.failure(policy, kind);
+            metrics.failure(policy, kind.as_str());
         }
         if let Some(audit) = &inner.audit {
             let now = inner.cx.clock.now_ms();

@@ -63,7 +63,9 @@ pub use builtin::{builtin_component, builtin_names};
 pub use chain::{ChainDecision, PolicyInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec};
-pub use decision::{EffectClass, PolicyRef, RiskClass, Suggestion, SuggestionGroup, Verdict};
+pub use decision::{
+    EffectClass, FailureKind, PolicyRef, RiskClass, Suggestion, SuggestionGroup, Verdict,
+};
 pub use engine::default_cache_dir;
 pub use error::Error;
 pub use host::{HostBuilder, Operator, PolicyHost};

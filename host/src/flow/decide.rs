@@ -5,7 +5,7 @@ use super::Context;
 use crate::action::Action;
 use crate::answer::{Decided, Transition};
 use crate::chain::Chain;
-use crate::decision::{DenyCode, Verdict};
+use crate::decision::{DenyCode, FailureKind, Verdict};
 use crate::pool::Share;
 use crate::tokens::{self, Presented, Redemption, TokenState};
 use crate::wire::DecideRequest;
@@ -56,7 +56,7 @@ async fn fresh(cx: &Context, chain: &Arc<Chain>, action: &Action, share: &Share)
         Ok(decision) => decision,
         Err(e) => {
             return Decided {
-                failure: Some("trap"),
+                failure: Some(FailureKind::Trap),
                 ..Decided::deny(DenyCode::PolicyFailed, e.0)
             };
         }

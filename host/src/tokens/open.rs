@@ -58,9 +58,9 @@ pub async fn open(
         }
         StoreKind::Redis => {
             let url = config.url.as_deref().ok_or_else(|| {
-                Error::Config(
+                Error::config(
                     "`[store] kind = \"redis\"` needs `url`, for example `redis://127.0.0.1:6379/0`"
-                        .into(),
+                        ,
                 )
             })?;
             let prefix = config.prefix.as_deref().unwrap_or("gavel:");
