@@ -258,3 +258,82 @@ fn conclude(
         policy_refs,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::LocalExec;
+    use crate::config::PolicySpec;
+
+    /// A chain of `default-action` policies, each `(name, verdict)`.
+    fn chain(links: &[(&str, &str)]) -> Chain {
+        let config = HostConfig {
+            policies: links
+                .iter()
+                .map(|(name, verdict)| {
+                    let mut spec = PolicySpec::builtin("default-action")
+                        .with_config(serde_json::json!({ "action": verdict }));
+                    spec.name = (*name).into();
+                    spec
+                })
+                .collect(),
+            compile_cache: false,
+            ..HostConfig::default()
+        };
+        let runtime = Arc::new(Runtime::new(&config.engine_options()).unwrap());
+        Chain::load(&runtime, &config).unwrap()
+    }
+
+    fn exec() -> Action {
+        Action::LocalExec(LocalExec {
+            executable: "rm".into(),
+            args: vec!["-rf".into(), "/tmp/x".into()],
+            session_id: "s".into(),
+            sandbox_id: "b".into(),
+            agent_id: None,
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        })
+    }
+
+    #[test]
+    fn a_deny_anywhere_wins_and_names_its_policy() {
+        let d = chain(&[
+            ("open", "allow"),
+            ("ask", "pending_hitl"),
+            ("closed", "deny"),
+        ])
+        .decide(&exec());
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(&*d.policy, "closed");
+        assert!(d.policy_refs.is_empty(), "only an ask lists the askers");
+    }
+
+    #[test]
+    fn an_ask_beats_allows_and_lists_every_asker_with_its_digest() {
+        let c = chain(&[
+            ("first", "pending_hitl"),
+            ("open", "allow"),
+            ("second", "pending_hitl"),
+        ]);
+        let d = c.decide(&exec());
+        assert_eq!(d.verdict, Verdict::Ask);
+        assert_eq!(&*d.policy, "first");
+        let askers: Vec<_> = d.policy_refs.iter().map(|r| r.policy.as_str()).collect();
+        assert_eq!(askers, ["first", "second"]);
+        let digest = d.policy_refs[0].digest.strip_prefix("sha256:").unwrap();
+        assert!(c.digests()[0].ends_with(digest));
+    }
+
+    #[test]
+    fn the_chain_digest_covers_configuration_and_order() {
+        let a = chain(&[("x", "allow"), ("y", "deny")]);
+        let same = chain(&[("x", "allow"), ("y", "deny")]);
+        let configured = chain(&[("x", "allow"), ("y", "pending_hitl")]);
+        let swapped = chain(&[("y", "deny"), ("x", "allow")]);
+        assert_eq!(a.chain_digest(), same.chain_digest());
+        assert_ne!(a.chain_digest(), configured.chain_digest());
+        assert_ne!(a.chain_digest(), swapped.chain_digest());
+        assert_eq!(a.info().len(), 2);
+    }
+}

@@ -655,3 +655,84 @@ fn clip(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Action, LocalExec};
+    use crate::config::{HostConfig, LimitsConfig, PolicySpec};
+    use crate::interface::PolicyVerdict;
+
+    fn runtime() -> Arc<Runtime> {
+        let config = HostConfig {
+            compile_cache: false,
+            ..HostConfig::default()
+        };
+        Arc::new(Runtime::new(&config.engine_options()).unwrap())
+    }
+
+    fn load(name: &str, bytes: &[u8], config: &str) -> Result<Policy, Error> {
+        let limits = PolicySpec::builtin("default-action").limits(&LimitsConfig::default());
+        Policy::load(runtime(), name, bytes, config, limits)
+    }
+
+    fn default_action() -> &'static [u8] {
+        crate::builtin::lookup("default-action").unwrap()
+    }
+
+    #[test]
+    fn what_is_not_a_component_is_an_invalid_policy_named_in_the_error() {
+        let core = wat::parse_str("(module)").unwrap();
+        for bytes in [&b"not wasm at all"[..], &core] {
+            let Err(e) = load("bad", bytes, "{}") else {
+                panic!("loaded a non-component")
+            };
+            assert!(
+                matches!(&e, Error::Policy { name, kind: FailureKind::Invalid, .. } if name == "bad"),
+                "{e:?}"
+            );
+            assert!(e.to_string().starts_with("policy `bad` "), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_configuration_the_policy_rejects_fails_the_load_as_instantiate() {
+        let Err(e) = load("picky", default_action(), r#"{"action":"maybe"}"#) else {
+            panic!("loaded a rejected configuration")
+        };
+        assert!(
+            matches!(
+                e,
+                Error::Policy {
+                    kind: FailureKind::Instantiate,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_loaded_policy_decides_with_its_rule_and_identity() {
+        let policy = load("p", default_action(), r#"{"action":"deny"}"#).unwrap();
+        assert_eq!(policy.name(), "p");
+        assert_eq!(policy.version(), InterfaceVersion::CURRENT);
+        assert_eq!(policy.digest(), hex(&Sha256::digest(default_action())));
+        let action = Action::LocalExec(LocalExec {
+            executable: "ls".into(),
+            args: vec![],
+            session_id: "s".into(),
+            sandbox_id: "b".into(),
+            agent_id: None,
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        });
+        // Twice: the second call runs on an instance given back to the pool.
+        for _ in 0..2 {
+            let d = policy.decide(&Prepared::new(&action));
+            assert_eq!(d.verdict, PolicyVerdict::Deny);
+            assert_eq!(d.rule_id.as_deref(), Some("default-action"));
+            assert_eq!(d.failure, None);
+        }
+    }
+}

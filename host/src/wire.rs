@@ -899,3 +899,94 @@ mod read_line_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use crate::decision::{DenyCode, Suggestion};
+
+    fn exec() -> Action {
+        Action::LocalExec(LocalExec {
+            executable: "ls".into(),
+            args: vec![],
+            session_id: "s".into(),
+            sandbox_id: "b".into(),
+            agent_id: None,
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        })
+    }
+
+    fn tool() -> Action {
+        Action::ToolCall(ToolCall {
+            tool: "run_command".into(),
+            arg: "{}".into(),
+            session_id: "s".into(),
+            sandbox_id: "b".into(),
+            agent_id: None,
+            project_id: None,
+            project_root: None,
+            cwd: None,
+        })
+    }
+
+    fn with_suggestions(answer: Decided) -> Decided {
+        Decided {
+            suggestions: vec![vec![Suggestion {
+                rule: "run_command(ls)".into(),
+                label: "ls".into(),
+            }]],
+            ..answer
+        }
+    }
+
+    #[test]
+    fn a_local_exec_answer_keeps_firmas_four_fields() {
+        let pending = with_suggestions(Decided::pending("t1".into(), 500, "ask"));
+        let line = Response::Decide(render_decision(pending, &exec())).to_line();
+        assert_eq!(
+            line,
+            r#"{"decision":"pending_hitl","reason":"ask","approval_token":"t1","retry_after_ms":500}"#
+        );
+        let deny = Decided::deny(DenyCode::PolicyFailed, "trapped");
+        let line = Response::Decide(render_decision(deny, &exec())).to_line();
+        assert_eq!(line, r#"{"decision":"deny","reason":"trapped"}"#);
+    }
+
+    #[test]
+    fn a_tool_call_denial_carries_the_tool_body_and_suggestions_ride_on_asks() {
+        let deny = Decided::deny(DenyCode::ApprovalInvalid, "approval token expired");
+        let r = render_decision(deny, &tool());
+        assert_eq!(r.status, None, "a tool denial is not an HTTP error");
+        let body = r.body.unwrap();
+        assert_eq!(body["type"], "tool_result");
+        assert_eq!(body["reason"], "approval_invalid");
+        assert_eq!(body["tool"], "run_command");
+
+        let asked = render_decision(
+            with_suggestions(Decided::pending("t".into(), 9, "a")),
+            &tool(),
+        );
+        assert_eq!(asked.suggestions.len(), 1);
+        assert!(asked.body.is_none());
+    }
+
+    #[test]
+    fn a_retry_that_is_refused_does_not_echo_its_token() {
+        let refused = Decided {
+            token_id: Some("t1".into()),
+            ..Decided::deny(DenyCode::ApprovalInvalid, "approval token revoked")
+        };
+        let r = render_decision(refused, &exec());
+        assert_eq!(r.approval_token, None);
+        assert_eq!(r.retry_after_ms, None);
+    }
+
+    #[test]
+    fn a_policy_deny_without_a_code_reads_as_policy_denied() {
+        let mut deny = Decided::deny(DenyCode::PolicyDenied, "no");
+        deny.code = None;
+        let body = render_decision(deny, &tool()).body.unwrap();
+        assert_eq!(body["reason"], "policy_denied");
+    }
+}

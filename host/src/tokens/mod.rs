@@ -580,4 +580,46 @@ mod tests {
         assert!(!t.prunable(1000 + 299_999, 300_000));
         assert!(t.prunable(1000 + 300_000, 300_000));
     }
+
+    #[tokio::test]
+    async fn issue_creates_a_pending_token_with_secrets_masked() {
+        let store = MemoryStore::new();
+        let action = Action::LocalExec(LocalExec {
+            executable: "mysql".into(),
+            args: vec!["--password=hunter2".into()],
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        });
+        let suggestions = vec![vec![Suggestion {
+            rule: "run_command(mysql --password=hunter2)".into(),
+            label: "this command".into(),
+        }]];
+        let ask = Ask {
+            policy: "rules",
+            rule_id: Some("r1".into()),
+            reason: "asks about password: hunter2",
+            lifetime_ms: 5_000,
+            effect: EffectClass::Execute,
+            risk: RiskClass::High,
+            policy_refs: Vec::new(),
+            chain_digest: "sha256:c",
+            suggestions: &suggestions,
+        };
+        let fingerprint = action.fingerprint();
+        let id = issue(&store, &action, fingerprint.clone(), ask, 100)
+            .await
+            .unwrap();
+        let token = store.get(&id, 100).await.unwrap().unwrap();
+        assert_eq!(token.state, TokenState::Pending);
+        assert_eq!((token.created_at_ms, token.expires_at_ms), (100, 5_100));
+        // The fingerprint binds the full request; everything shown is masked.
+        assert_eq!(token.fingerprint, fingerprint);
+        let stored = serde_json::to_string(&token).unwrap();
+        assert!(!stored.contains("hunter2"), "{stored}");
+        assert_eq!(token.approval.chain_digest.as_deref(), Some("sha256:c"));
+        assert_eq!(token.rule_id.as_deref(), Some("r1"));
+    }
 }
