@@ -262,7 +262,7 @@ fn conclude(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::LocalExec;
+    use crate::action::fixtures::exec;
     use crate::config::PolicySpec;
 
     /// A chain of `default-action` policies, each `(name, verdict)`.
@@ -284,18 +284,6 @@ mod tests {
         Chain::load(&runtime, &config).unwrap()
     }
 
-    fn exec() -> Action {
-        Action::LocalExec(LocalExec {
-            executable: "rm".into(),
-            args: vec!["-rf".into(), "/tmp/x".into()],
-            session_id: "s".into(),
-            sandbox_id: "b".into(),
-            agent_id: None,
-            profile: "p".into(),
-            hitl_mode: "async_token".into(),
-        })
-    }
-
     #[test]
     fn a_deny_anywhere_wins_and_names_its_policy() {
         let d = chain(&[
@@ -303,7 +291,7 @@ mod tests {
             ("ask", "pending_hitl"),
             ("closed", "deny"),
         ])
-        .decide(&exec());
+        .decide(&exec("rm", &["-rf", "/tmp/x"]));
         assert_eq!(d.verdict, Verdict::Deny);
         assert_eq!(&*d.policy, "closed");
         assert!(d.policy_refs.is_empty(), "only an ask lists the askers");
@@ -316,7 +304,7 @@ mod tests {
             ("open", "allow"),
             ("second", "pending_hitl"),
         ]);
-        let d = c.decide(&exec());
+        let d = c.decide(&exec("rm", &["-rf", "/tmp/x"]));
         assert_eq!(d.verdict, Verdict::Ask);
         assert_eq!(&*d.policy, "first");
         let askers: Vec<_> = d.policy_refs.iter().map(|r| r.policy.as_str()).collect();

@@ -659,7 +659,6 @@ fn clip(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{Action, LocalExec};
     use crate::config::{HostConfig, LimitsConfig, PolicySpec};
     use crate::interface::PolicyVerdict;
 
@@ -718,15 +717,7 @@ mod tests {
         assert_eq!(policy.name(), "p");
         assert_eq!(policy.version(), InterfaceVersion::CURRENT);
         assert_eq!(policy.digest(), hex(&Sha256::digest(default_action())));
-        let action = Action::LocalExec(LocalExec {
-            executable: "ls".into(),
-            args: vec![],
-            session_id: "s".into(),
-            sandbox_id: "b".into(),
-            agent_id: None,
-            profile: "p".into(),
-            hitl_mode: "async_token".into(),
-        });
+        let action = crate::action::fixtures::exec("ls", &[]);
         // Twice: the second call runs on an instance given back to the pool.
         for _ in 0..2 {
             let d = policy.decide(&Prepared::new(&action));

@@ -903,31 +903,15 @@ mod read_line_tests {
 #[cfg(test)]
 mod render_tests {
     use super::*;
+    use crate::action::fixtures;
     use crate::decision::{DenyCode, Suggestion};
 
     fn exec() -> Action {
-        Action::LocalExec(LocalExec {
-            executable: "ls".into(),
-            args: vec![],
-            session_id: "s".into(),
-            sandbox_id: "b".into(),
-            agent_id: None,
-            profile: "p".into(),
-            hitl_mode: "async_token".into(),
-        })
+        fixtures::exec("ls", &[])
     }
 
     fn tool() -> Action {
-        Action::ToolCall(ToolCall {
-            tool: "run_command".into(),
-            arg: "{}".into(),
-            session_id: "s".into(),
-            sandbox_id: "b".into(),
-            agent_id: None,
-            project_id: None,
-            project_root: None,
-            cwd: None,
-        })
+        fixtures::tool("run_command")
     }
 
     fn with_suggestions(answer: Decided) -> Decided {

@@ -40,7 +40,7 @@ mod tests {
     //! The flows alone: a chain of `builtin:default-action`, an in-memory store, a manual clock.
 
     use super::*;
-    use crate::action::{Action, LocalExec};
+    use crate::action::{Action, LocalExec, fixtures};
     use crate::answer::{Found, Transition};
     use crate::chain::Chain;
     use crate::clock::ManualClock;
@@ -81,15 +81,13 @@ mod tests {
 
     fn request(sandbox: &str, token: Option<&str>) -> DecideRequest {
         DecideRequest {
-            action: Action::LocalExec(LocalExec {
-                executable: "ls".into(),
-                args: vec!["-l".into()],
-                session_id: "s".into(),
-                sandbox_id: sandbox.into(),
-                agent_id: None,
-                profile: "p".into(),
-                hitl_mode: "async_token".into(),
-            }),
+            action: match fixtures::exec("ls", &["-l"]) {
+                Action::LocalExec(e) => Action::LocalExec(LocalExec {
+                    sandbox_id: sandbox.into(),
+                    ..e
+                }),
+                other => other,
+            },
             request_fingerprint: None,
             approval_token: token.map(Into::into),
         }
