@@ -22,9 +22,37 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where things happen: a request enters at [`PolicyHost::handle_line`] (parsed by
-//! [`wire::parse_request`]); policies run in `policy.rs` (one instance pool per policy, chained
-//! in `chain.rs`); tokens change state only in [`tokens::redeem`] and [`tokens::apply`].
+//! # Layout
+//!
+//! A request reads in one direction, and no module reaches back up:
+//!
+//! ```text
+//! server (sockets, framing, roles)      intercept (HTTP, CONNECT, upgrade, tool adapters)
+//!    \                                      /
+//!     wire::parse_request ─> PolicyHost::handle ─> flow::{decide, manage, query}
+//!                                                 ├─> chain ─> policy / engine / interface
+//!                                                 └─> tokens (issue, redeem, apply; stores)
+//!     wire::render <─ answer ─> records (audit record, approval record), metrics
+//! ```
+//!
+//! - **Where a request enters:** [`PolicyHost::handle`] (parsed requests) and
+//!   [`PolicyHost::handle_line`] (a line: [`wire::parse_request`], then `handle`). The socket
+//!   server calls the same dispatcher; the interceptor methods ([`PolicyHost::intercept`]) run
+//!   the same decide flow.
+//! - **Where a decision is made:** `flow/decide.rs` (fresh: the chain; retry: the token),
+//!   `flow/manage.rs` (an operator's change: the policies' veto, then the change) and
+//!   `flow/query.rs`; each returns one answer value (`answer.rs`), which the host audits and
+//!   counts once (`records.rs`, `metrics.rs`) and [`wire`] renders, attaching denial bodies
+//!   (`denial.rs`) in that one place.
+//! - **Where a policy runs:** `chain.rs` orders the policies; `policy.rs` runs one in a bounded
+//!   instance with a deadline and a memory cap, on the engine of `engine.rs`, through the WIT
+//!   versions of `interface.rs` (bindings private in `bindings.rs`).
+//! - **Where a token changes state:** only in [`tokens`]: `issue` creates it, [`tokens::redeem`]
+//!   and [`tokens::apply`] are the contract's table, which every [`tokens::TokenStore`] calls
+//!   under its own lock or transaction.
+//! - **Vocabulary** every layer shares, importing nothing above it: `action.rs` (the actions),
+//!   `decision.rs` (verdicts, classes, suggestions, [`PolicyRef`], [`DenyCode`](intercept::DenyCode),
+//!   [`FailureKind`]), `denial.rs`, `clock.rs`, `error.rs`; `config.rs` parses and validates.
 
 mod action;
 mod answer;

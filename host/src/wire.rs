@@ -166,14 +166,6 @@ impl DecideResponse {
         }
         self.body = Some(crate::denial::body_for(action, code, detail));
     }
-
-    /// Drop everything but firma's four fields (`decision`, `reason`, `approval_token`,
-    /// `retry_after_ms`): a `local.exec` answer is parsed with unknown fields rejected.
-    pub fn keep_contract_fields(&mut self) {
-        self.suggestions.clear();
-        self.status = None;
-        self.body = None;
-    }
 }
 
 /// The answer line for a decide request about `action`: the one place a denial's body (and
