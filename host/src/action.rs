@@ -59,7 +59,7 @@ pub struct Header {
 }
 
 /// An agent's HTTP request, seen by an interceptor before it is sent (wire action
-/// `http.request`). Built by [`crate::wire`] with the host lowercased, the method uppercased and
+/// `http.request`). Built by the wire parser with the host lowercased, the method uppercased and
 /// the port defaulted from the scheme.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
@@ -415,5 +415,38 @@ mod tests {
     #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    }
+}
+
+/// Actions for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Action, LocalExec, ToolCall};
+
+    /// `executable args...` in session `s` of sandbox `sbx`.
+    pub(crate) fn exec(executable: &str, args: &[&str]) -> Action {
+        Action::LocalExec(LocalExec {
+            executable: executable.into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        })
+    }
+
+    /// A call of `tool` with no argument, in session `s` of sandbox `sbx`.
+    pub(crate) fn tool(tool: &str) -> Action {
+        Action::ToolCall(ToolCall {
+            tool: tool.into(),
+            arg: String::new(),
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+            project_id: None,
+            project_root: None,
+            cwd: None,
+        })
     }
 }

@@ -78,7 +78,7 @@ pub struct AuditRecord {
     pub risk_class: Option<crate::decision::RiskClass>,
     /// For a deny: the stable code of its cause (`policy_denied`, `approval_invalid`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deny_code: Option<crate::intercept::DenyCode>,
+    pub deny_code: Option<crate::decision::DenyCode>,
     /// The token involved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
@@ -138,7 +138,7 @@ impl AuditLog {
         // directory was checked above.
         let good = if meta.is_file() {
             crate::files::check_private_meta(path, &meta, "the audit log")
-                .map_err(Error::Config)?;
+                .map_err(Error::config)?;
             let good = complete_length(&file).map_err(io)?;
             if good != meta.len() {
                 tracing::warn!(

@@ -3,13 +3,12 @@
 
 use crate::action::{Action, hex};
 use crate::config::HostConfig;
-use crate::decision::{EffectClass, RiskClass, SuggestionGroup, Verdict};
+use crate::decision::{EffectClass, FailureKind, PolicyRef, RiskClass, SuggestionGroup, Verdict};
 use crate::engine::Runtime;
 use crate::error::Error;
 use crate::interface::{InterfaceVersion, PolicyVerdict, Prepared};
 use crate::policy::{Policy, PolicyDecision, World};
 use crate::tokens::{Operation, Token};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -28,7 +27,7 @@ pub struct ChainDecision {
     /// Suggestions from every policy that asked.
     pub suggestions: Vec<SuggestionGroup>,
     /// The kind of failure when the deciding policy failed (a failure is always a deny).
-    pub failure: Option<&'static str>,
+    pub failure: Option<FailureKind>,
     /// What the action does: the deciding policy's class, else derived from the action.
     pub effect: EffectClass,
     /// How risky it is: the highest any deciding or asking policy named, else the effect's
@@ -39,18 +38,6 @@ pub struct ChainDecision {
     /// For an ask: every policy that asked, for the approval record (empty otherwise; `policy`
     /// names the one that decided).
     pub policy_refs: Vec<PolicyRef>,
-}
-
-/// A reference to a policy behind a decision, as approval records carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyRef {
-    /// The policy's name in the chain.
-    pub policy: String,
-    /// `sha256:` and the SHA-256 of its component.
-    pub digest: String,
-    /// The rule it named, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
 }
 
 /// A loaded policy's identity, for audit records and `gavel inspect`.
@@ -269,5 +256,72 @@ fn conclude(
         risk,
         approval_timeout_ms,
         policy_refs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::fixtures::exec;
+    use crate::config::PolicySpec;
+
+    /// A chain of `default-action` policies, each `(name, verdict)`.
+    fn chain(links: &[(&str, &str)]) -> Chain {
+        let config = HostConfig {
+            policies: links
+                .iter()
+                .map(|(name, verdict)| {
+                    let mut spec = PolicySpec::builtin("default-action")
+                        .with_config(serde_json::json!({ "action": verdict }));
+                    spec.name = (*name).into();
+                    spec
+                })
+                .collect(),
+            compile_cache: false,
+            ..HostConfig::default()
+        };
+        let runtime = Arc::new(Runtime::new(&config.engine_options()).unwrap());
+        Chain::load(&runtime, &config).unwrap()
+    }
+
+    #[test]
+    fn a_deny_anywhere_wins_and_names_its_policy() {
+        let d = chain(&[
+            ("open", "allow"),
+            ("ask", "pending_hitl"),
+            ("closed", "deny"),
+        ])
+        .decide(&exec("rm", &["-rf", "/tmp/x"]));
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(&*d.policy, "closed");
+        assert!(d.policy_refs.is_empty(), "only an ask lists the askers");
+    }
+
+    #[test]
+    fn an_ask_beats_allows_and_lists_every_asker_with_its_digest() {
+        let c = chain(&[
+            ("first", "pending_hitl"),
+            ("open", "allow"),
+            ("second", "pending_hitl"),
+        ]);
+        let d = c.decide(&exec("rm", &["-rf", "/tmp/x"]));
+        assert_eq!(d.verdict, Verdict::Ask);
+        assert_eq!(&*d.policy, "first");
+        let askers: Vec<_> = d.policy_refs.iter().map(|r| r.policy.as_str()).collect();
+        assert_eq!(askers, ["first", "second"]);
+        let digest = d.policy_refs[0].digest.strip_prefix("sha256:").unwrap();
+        assert!(c.digests()[0].ends_with(digest));
+    }
+
+    #[test]
+    fn the_chain_digest_covers_configuration_and_order() {
+        let a = chain(&[("x", "allow"), ("y", "deny")]);
+        let same = chain(&[("x", "allow"), ("y", "deny")]);
+        let configured = chain(&[("x", "allow"), ("y", "pending_hitl")]);
+        let swapped = chain(&[("y", "deny"), ("x", "allow")]);
+        assert_eq!(a.chain_digest(), same.chain_digest());
+        assert_ne!(a.chain_digest(), configured.chain_digest());
+        assert_ne!(a.chain_digest(), swapped.chain_digest());
+        assert_eq!(a.info().len(), 2);
     }
 }

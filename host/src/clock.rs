@@ -1,8 +1,10 @@
 //! Time as the token lifecycle sees it: wall-clock milliseconds, replaceable in tests.
 
-use crate::tokens::Millis;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
 
 /// A source of "now" in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {

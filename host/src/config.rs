@@ -1,10 +1,12 @@
 //! The host's configuration: a TOML file (`gavel.toml`) or the same structure built in code.
 //! Keys nothing reads are rejected, naming the key, so a typo never silently weakens a policy.
 
+use crate::decision::FailureKind;
 use crate::engine::EngineOptions;
 use crate::error::Error;
 use crate::interface::UnknownActions;
 use crate::policy::{Isolation, Limits};
+use crate::tokens::{StoreConfig, StoreKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -238,65 +240,17 @@ pub struct PolicyLimits {
     pub isolation: Option<Isolation>,
 }
 
-/// `[store]`: where approval tokens are kept.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// The kind of store; `gavel serve` defaults to `sqlite`, `gavel eval` always uses memory.
-    #[serde(default)]
-    pub kind: Option<StoreKind>,
-    /// `sqlite`: the directory holding `tokens.db` (default `$XDG_STATE_HOME/gavel`, else
-    /// `~/.local/state/gavel`, else the socket's directory).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// `sqlite`: `full` (default: fsync every commit) or `normal`.
-    #[serde(default)]
-    pub synchronous: crate::tokens::Synchronous,
-    /// `redis`: the server, for example `redis://127.0.0.1:6379/0`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `redis`: the prefix of every key (default `gavel:`), so fleets can share a server.
-    #[serde(default)]
-    pub prefix: Option<String>,
-}
-
-/// The kinds of token store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreKind {
-    /// In process memory: lost on restart.
-    Memory,
-    /// An SQLite database on local disk: survives restarts and crashes.
-    Sqlite,
-    /// A Redis server shared by a fleet of sidecars.
-    Redis,
-}
-
 impl HostConfig {
-    /// Open the configured token store (`default` when `[store] kind` is not set).
+    /// Open the configured token store (`default` when `[store] kind` is not set); see
+    /// [`tokens::open`](crate::tokens::open).
     pub async fn open_store(
         &self,
         default: StoreKind,
     ) -> Result<std::sync::Arc<dyn crate::tokens::TokenStore>, Error> {
-        use crate::tokens::{MemoryStore, RedisStore, SqliteStore};
-        let store = &self.store;
-        Ok(match store.kind.unwrap_or(default) {
-            StoreKind::Memory => std::sync::Arc::new(MemoryStore::new()),
-            StoreKind::Sqlite => {
-                let dir = store
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| self.default_state_dir());
-                std::sync::Arc::new(SqliteStore::open(&dir, store.synchronous)?)
-            }
-            StoreKind::Redis => {
-                let url = store.url.as_deref().ok_or_else(|| {
-                    Error::Config("`[store] kind = \"redis\"` needs `url`, for example `redis://127.0.0.1:6379/0`".into())
-                })?;
-                let prefix = store.prefix.as_deref().unwrap_or("gavel:");
-                std::sync::Arc::new(RedisStore::connect(url, prefix, self.token_grace_ms).await?)
-            }
+        crate::tokens::open(&self.store, default, self.token_grace_ms, || {
+            self.default_state_dir()
         })
+        .await
     }
 
     /// `$XDG_STATE_HOME/gavel`, else `~/.local/state/gavel`, else the socket's directory.
@@ -404,7 +358,7 @@ impl PolicySpec {
                     let known: Vec<_> = crate::builtin::builtin_names()
                         .map(|n| format!("`builtin:{n}`"))
                         .collect();
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "policy `{}`: there is no bundled policy `{name}`; bundled: {}",
                         self.name,
                         known.join(", ")
@@ -412,12 +366,15 @@ impl PolicySpec {
                 }
             },
             // Name the policy and the key: a bare "cannot access" does not say whose file it is.
-            (None, Some(path)) => std::borrow::Cow::Owned(
-                read_file(path)
-                    .map_err(|e| Error::Policy(format!("policy `{}`: `path`: {e}", self.name)))?,
-            ),
+            (None, Some(path)) => std::borrow::Cow::Owned(read_file(path).map_err(|e| {
+                Error::policy(
+                    &self.name,
+                    FailureKind::Unreadable,
+                    format!("policy `{}`: `path`: {e}", self.name),
+                )
+            })?),
             _ => {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "policy `{}` must set exactly one of `path` and `builtin`",
                     self.name
                 )));
@@ -427,11 +384,15 @@ impl PolicySpec {
             use sha2::{Digest, Sha256};
             let actual = crate::action::hex(&Sha256::digest(&bytes));
             if !pin.eq_ignore_ascii_case(&actual) {
-                return Err(Error::Policy(format!(
-                    "policy `{}` does not match its pinned sha256: expected `{pin}`, the file has \
+                return Err(Error::policy(
+                    &self.name,
+                    FailureKind::Pinned,
+                    format!(
+                        "policy `{}` does not match its pinned sha256: expected `{pin}`, the file has \
                      `{actual}`; refusing to load it",
-                    self.name
-                )));
+                        self.name
+                    ),
+                ));
             }
         }
         Ok(bytes)
@@ -440,17 +401,21 @@ impl PolicySpec {
     /// The configuration as JSON text (`{}` when none is set).
     pub(crate) fn config_json(&self) -> Result<String, Error> {
         match (&self.config, &self.config_file) {
-            (Some(_), Some(_)) => Err(Error::Config(format!(
+            (Some(_), Some(_)) => Err(Error::config(format!(
                 "policy `{}` sets both `config` and `config_file`; keep one",
                 self.name
             ))),
             (Some(value), None) => Ok(value.to_string()),
             (None, Some(path)) => {
                 let text = read_file(path).map_err(|e| {
-                    Error::Policy(format!("policy `{}`: `config_file`: {e}", self.name))
+                    Error::policy(
+                        &self.name,
+                        FailureKind::Unreadable,
+                        format!("policy `{}`: `config_file`: {e}", self.name),
+                    )
                 })?;
                 let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-                    Error::Config(format!(
+                    Error::config(format!(
                         "policy `{}`: `{}` is not JSON: {e}",
                         self.name,
                         path.display()
@@ -482,9 +447,9 @@ impl HostConfig {
     pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = read_file(path)?;
         let text = String::from_utf8(text)
-            .map_err(|_| Error::Config(format!("`{}` is not UTF-8 text", path.display())))?;
+            .map_err(|_| Error::config(format!("`{}` is not UTF-8 text", path.display())))?;
         let mut config = Self::from_toml(&text)
-            .map_err(|e| Error::Config(format!("`{}`: {e}", path.display())))?;
+            .map_err(|e| Error::config(format!("`{}`: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
@@ -548,63 +513,85 @@ impl HostConfig {
     /// Check what serde cannot: the chain is not empty, names are unique, values are sane.
     pub fn validate(&self) -> Result<(), Error> {
         if self.policies.is_empty() {
-            return Err(Error::Config(
-                "the policy chain is empty; add at least one `[[policy]]`".into(),
+            return Err(Error::config(
+                "the policy chain is empty; add at least one `[[policy]]`",
             ));
         }
         let mut seen = std::collections::HashSet::new();
         for p in &self.policies {
             if p.name.trim().is_empty() {
-                return Err(Error::Config("a policy has an empty `name`".into()));
+                return Err(Error::config_key("name", "a policy has an empty `name`"));
             }
             if !seen.insert(p.name.as_str()) {
-                return Err(Error::Config(format!(
-                    "two policies are named `{}`",
-                    p.name
-                )));
+                return Err(Error::config_key(
+                    "name",
+                    format!("two policies are named `{}`", p.name),
+                ));
             }
             if let Some(pin) = &p.sha256
                 && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
             {
-                return Err(Error::Config(format!(
-                    "policy `{}`: `sha256` must be 64 hex digits, got `{pin}`",
-                    p.name
-                )));
+                return Err(Error::config_key(
+                    "sha256",
+                    format!(
+                        "policy `{}`: `sha256` must be 64 hex digits, got `{pin}`",
+                        p.name
+                    ),
+                ));
             }
             let deadline = p.limits.deadline_ms.unwrap_or(self.limits.deadline_ms);
             if deadline == 0 || deadline > 60_000 {
-                return Err(Error::Config(format!(
-                    "policy `{}`: a deadline of {deadline} ms is outside 1..=60000",
-                    p.name
-                )));
+                return Err(Error::config_key(
+                    "limits.deadline_ms",
+                    format!(
+                        "policy `{}`: a deadline of {deadline} ms is outside 1..=60000",
+                        p.name
+                    ),
+                ));
             }
             let memory = p.limits.memory_mib.unwrap_or(self.limits.memory_mib);
             if memory == 0 || memory > 4096 {
-                return Err(Error::Config(format!(
-                    "policy `{}`: a memory limit of {memory} MiB is outside 1..=4096",
-                    p.name
-                )));
+                return Err(Error::config_key(
+                    "limits.memory_mib",
+                    format!(
+                        "policy `{}`: a memory limit of {memory} MiB is outside 1..=4096",
+                        p.name
+                    ),
+                ));
             }
         }
         if self.token_ttl_ms == 0 {
-            return Err(Error::Config("`token_ttl_ms` must be at least 1".into()));
+            return Err(Error::config_key(
+                "token_ttl_ms",
+                "`token_ttl_ms` must be at least 1",
+            ));
         }
         if self.limits.max_stack_kib < 64 || self.limits.max_stack_kib > 8192 {
-            return Err(Error::Config(format!(
-                "`limits.max_stack_kib` = {} is outside 64..=8192",
-                self.limits.max_stack_kib
-            )));
+            return Err(Error::config_key(
+                "limits.max_stack_kib",
+                format!(
+                    "`limits.max_stack_kib` = {} is outside 64..=8192",
+                    self.limits.max_stack_kib
+                ),
+            ));
         }
         if self.prune_interval_ms == 0 {
-            return Err(Error::Config(
-                "`prune_interval_ms` must be at least 1".into(),
+            return Err(Error::config_key(
+                "prune_interval_ms",
+                "`prune_interval_ms` must be at least 1",
             ));
         }
         if self.max_connections == 0 {
-            return Err(Error::Config("`max_connections` must be at least 1".into()));
+            return Err(Error::config_key(
+                "max_connections",
+                "`max_connections` must be at least 1",
+            ));
         }
         if self.idle_timeout_ms == 0 {
-            return Err(Error::Config("`idle_timeout_ms` must be at least 1".into()));
+            return Err(Error::config_key(
+                "idle_timeout_ms",
+                "`idle_timeout_ms` must be at least 1",
+            ));
         }
         for (key, value) in [
             ("write_timeout_ms", self.write_timeout_ms),
@@ -616,24 +603,35 @@ impl HostConfig {
             ("max_pending", self.max_pending as u64),
         ] {
             if value == 0 {
-                return Err(Error::Config(format!("`{key}` must be at least 1")));
+                return Err(Error::config_key(
+                    key,
+                    format!("`{key}` must be at least 1"),
+                ));
             }
         }
         if self.socket.is_some() && self.socket == self.management_socket {
-            return Err(Error::Config(
-                "`socket` and `management_socket` must be different paths".into(),
+            return Err(Error::config_key(
+                "management_socket",
+                "`socket` and `management_socket` must be different paths",
             ));
         }
         if self.management_token.is_some() && self.management_token_file.is_some() {
-            return Err(Error::Config(
-                "set `management_token` or `management_token_file`, not both".into(),
+            return Err(Error::config_key(
+                "management_token",
+                "set `management_token` or `management_token_file`, not both",
             ));
         }
         if self.management_token.as_ref().is_some_and(|t| t.is_empty()) {
-            return Err(Error::Config("`management_token` is empty".into()));
+            return Err(Error::config_key(
+                "management_token",
+                "`management_token` is empty",
+            ));
         }
         if self.limits.max_uses == 0 {
-            return Err(Error::Config("`limits.max_uses` must be at least 1".into()));
+            return Err(Error::config_key(
+                "limits.max_uses",
+                "`limits.max_uses` must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -649,17 +647,20 @@ impl HostConfig {
             return Ok(None);
         };
         let text = String::from_utf8(read_file(path)?).map_err(|_| {
-            Error::Config(format!(
-                "`management_token_file` `{}` is not UTF-8 text",
-                path.display()
-            ))
+            Error::config_key(
+                "management_token_file",
+                format!(
+                    "`management_token_file` `{}` is not UTF-8 text",
+                    path.display()
+                ),
+            )
         })?;
         let secret = text.trim_end_matches(['\n', '\r']);
         if secret.is_empty() {
-            return Err(Error::Config(format!(
-                "`management_token_file` `{}` is empty",
-                path.display()
-            )));
+            return Err(Error::config_key(
+                "management_token_file",
+                format!("`management_token_file` `{}` is empty", path.display()),
+            ));
         }
         Ok(Some(crate::auth::ManagementToken::new(secret)))
     }

@@ -1,4 +1,5 @@
-//! Verdicts and suggestions, as the host reports them.
+//! The host's vocabulary: verdicts, classes, suggestions, policy references and deny codes.
+//! A leaf: it names things every layer speaks of and imports nothing from the crate.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,97 @@ impl RiskClass {
             RiskClass::Medium => "medium",
             RiskClass::High => "high",
             RiskClass::Critical => "critical",
+        }
+    }
+}
+
+/// A reference to a policy behind a decision, as approval records carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// The policy's name in the chain.
+    pub policy: String,
+    /// `sha256:` and the SHA-256 of its component.
+    pub digest: String,
+    /// The rule it named, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// Why a call was refused, as a stable code agents and dashboards can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyCode {
+    /// A policy denied it (or no policy governs this kind of action).
+    PolicyDenied,
+    /// A policy failed (trapped, timed out, ran out of memory, answered garbage); failing is
+    /// denying.
+    PolicyFailed,
+    /// The approval token presented is unknown, used, revoked, expired or for another request.
+    ApprovalInvalid,
+    /// The request could not be understood.
+    MalformedRequest,
+    /// The request came from a sandbox this host does not serve.
+    SandboxMismatch,
+    /// Something the answer depends on (token store, audit log) is unavailable.
+    Unavailable,
+}
+
+impl DenyCode {
+    /// The code as it appears in bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyCode::PolicyDenied => "policy_denied",
+            DenyCode::PolicyFailed => "policy_failed",
+            DenyCode::ApprovalInvalid => "approval_invalid",
+            DenyCode::MalformedRequest => "malformed_request",
+            DenyCode::SandboxMismatch => "sandbox_mismatch",
+            DenyCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// What went wrong with a policy: while it was loaded (an [`Error::Policy`](crate::Error)), or
+/// while it decided (a deny that names it, counted in the metrics by [`FailureKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Its component or configuration file could not be read.
+    Unreadable,
+    /// Its component does not match the `sha256` it is pinned to.
+    Pinned,
+    /// It is not a component Gavel can run: not a component, wrong imports or exports, or it
+    /// cannot be linked.
+    Invalid,
+    /// An instance could not be created or its `init` failed (a configuration it rejects).
+    Instantiate,
+    /// A call ran past its deadline.
+    Deadline,
+    /// A call ran into the memory limit.
+    Memory,
+    /// A call overflowed its stack.
+    Stack,
+    /// A call trapped (or its thread failed).
+    Trap,
+    /// The policy answered with an error instead of a decision.
+    Error,
+    /// The policy's answer was over the host's size limits.
+    Oversized,
+}
+
+impl FailureKind {
+    /// The kind's name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unreadable => "unreadable",
+            FailureKind::Pinned => "pinned",
+            FailureKind::Invalid => "invalid",
+            FailureKind::Instantiate => "instantiate",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::Stack => "stack",
+            FailureKind::Trap => "trap",
+            FailureKind::Error => "error",
+            FailureKind::Oversized => "oversized",
         }
     }
 }

@@ -58,12 +58,12 @@ pub fn check_private(path: &Path, what: &str) -> Result<(), crate::error::Error>
         source,
     })?;
     if meta.file_type().is_symlink() {
-        return Err(crate::error::Error::Config(format!(
+        return Err(crate::error::Error::config(format!(
             "{what} `{}` is a symbolic link; name the real path",
             path.display()
         )));
     }
-    check_private_meta(path, &meta, what).map_err(crate::error::Error::Config)
+    check_private_meta(path, &meta, what).map_err(crate::error::Error::config)
 }
 
 /// The directory that holds `path` (`.` for a bare name).

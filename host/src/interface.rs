@@ -472,3 +472,37 @@ fn v0_2_error(e: v0_2::gavel::policy::types::PolicyError) -> PolicyError {
         E::Internal(m) => PolicyError::Internal(m),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::fixtures;
+    use crate::action::{Action, Connect};
+
+    #[test]
+    fn versions_name_their_interfaces_and_current_is_the_newest() {
+        assert_eq!(InterfaceVersion::ALL[0], InterfaceVersion::CURRENT);
+        assert!(InterfaceVersion::ALL.windows(2).all(|w| w[0] > w[1]));
+        assert_eq!(
+            InterfaceVersion::V0_1.interface("decide"),
+            "gavel:policy/decide@0.1.0"
+        );
+    }
+
+    #[test]
+    fn a_0_1_policy_is_never_shown_a_network_action() {
+        let connect = Action::Connect(Connect {
+            host: "example.com".into(),
+            port: 443,
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+        });
+        for action in [fixtures::exec("ls", &[]), fixtures::tool("read_file")] {
+            assert!(InterfaceVersion::V0_1.represents(&action));
+        }
+        assert!(!InterfaceVersion::V0_1.represents(&connect));
+        assert!(InterfaceVersion::V0_2.represents(&connect));
+        assert_eq!(UnknownActions::default(), UnknownActions::Deny);
+    }
+}

@@ -22,11 +22,40 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where things happen: a request enters at [`PolicyHost::handle_line`] (parsed by
-//! [`wire::parse_request`]); policies run in `policy.rs` (one instance pool per policy, chained
-//! in `chain.rs`); tokens change state only in [`tokens::redeem`] and [`tokens::apply`].
+//! # Layout
+//!
+//! A request reads in one direction, and no module reaches back up:
+//!
+//! ```text
+//! server (sockets, framing, roles)      intercept (HTTP, CONNECT, upgrade, tool adapters)
+//!    \                                      /
+//!     wire::parse_request ─> PolicyHost::handle ─> flow::{decide, manage, query}
+//!                                                 ├─> chain ─> policy / engine / interface
+//!                                                 └─> tokens (issue, redeem, apply; stores)
+//!     wire::render <─ answer ─> records (audit record, approval record), metrics
+//! ```
+//!
+//! - **Where a request enters:** [`PolicyHost::handle`] (parsed requests) and
+//!   [`PolicyHost::handle_line`] (a line: [`wire::parse_request`], then `handle`). The socket
+//!   server calls the same dispatcher; the interceptor methods ([`PolicyHost::intercept`]) run
+//!   the same decide flow.
+//! - **Where a decision is made:** `flow/decide.rs` (fresh: the chain; retry: the token),
+//!   `flow/manage.rs` (an operator's change: the policies' veto, then the change) and
+//!   `flow/query.rs`; each returns one answer value (`answer.rs`), which the host audits and
+//!   counts once (`records.rs`, `metrics.rs`) and [`wire`] renders, attaching denial bodies
+//!   (`denial.rs`) in that one place.
+//! - **Where a policy runs:** `chain.rs` orders the policies; `policy.rs` runs one in a bounded
+//!   instance with a deadline and a memory cap, on the engine of `engine.rs`, through the WIT
+//!   versions of `interface.rs` (bindings private in `bindings.rs`).
+//! - **Where a token changes state:** only in [`tokens`]: `issue` creates it, [`tokens::redeem`]
+//!   and [`tokens::apply`] are the contract's table, which every [`tokens::TokenStore`] calls
+//!   under its own lock or transaction.
+//! - **Vocabulary** every layer shares, importing nothing above it: `action.rs` (the actions),
+//!   `decision.rs` (verdicts, classes, suggestions, [`PolicyRef`], [`DenyCode`](intercept::DenyCode),
+//!   [`FailureKind`]), `denial.rs`, `clock.rs`, `error.rs`; `config.rs` parses and validates.
 
 mod action;
+mod answer;
 pub mod audit;
 mod auth;
 mod bindings;
@@ -36,9 +65,11 @@ mod clock;
 pub mod componentize;
 mod config;
 mod decision;
+mod denial;
 mod engine;
 mod error;
 pub mod files;
+mod flow;
 mod host;
 mod inspect;
 pub mod intercept;
@@ -48,6 +79,7 @@ mod normalize;
 pub mod permissions;
 mod policy;
 mod pool;
+mod records;
 mod redact;
 pub mod server;
 pub mod tokens;
@@ -56,10 +88,12 @@ pub mod wire;
 pub use action::{Action, Connect, Header, HttpRequest, LocalExec, ToolCall, Upgrade};
 pub use auth::ManagementToken;
 pub use builtin::{builtin_component, builtin_names};
-pub use chain::{ChainDecision, PolicyInfo, PolicyRef};
+pub use chain::{ChainDecision, PolicyInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec, StoreConfig, StoreKind};
-pub use decision::{EffectClass, RiskClass, Suggestion, SuggestionGroup, Verdict};
+pub use config::{HostConfig, LimitsConfig, PolicyLimits, PolicySpec};
+pub use decision::{
+    EffectClass, FailureKind, PolicyRef, RiskClass, Suggestion, SuggestionGroup, Verdict,
+};
 pub use engine::default_cache_dir;
 pub use error::Error;
 pub use host::{HostBuilder, Operator, PolicyHost};
@@ -67,6 +101,7 @@ pub use inspect::{Inspection, inspect};
 pub use interface::{InterfaceVersion, UnknownActions};
 pub use metrics::Metrics;
 pub use policy::{Isolation, Limits, World};
+pub use tokens::{StoreConfig, StoreKind};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -20,7 +20,7 @@ pub fn allow_for_project(
     add: &Rules,
 ) -> Result<Rules, Error> {
     for rule in add.allow.iter().chain(&add.ask).chain(&add.deny) {
-        Rule::parse(rule).map_err(|e| Error::Config(e.to_string()))?;
+        Rule::parse(rule).map_err(|e| Error::config(e.to_string()))?;
     }
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -36,7 +36,7 @@ pub fn allow_for_project(
                 && !id.contains(['/', '\\', '\0'])
                 && !id.starts_with('.');
             if !plain {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "project id `{id}` is not a plain directory name; it may not contain `/` or start with `.`"
                 )));
             }
@@ -50,7 +50,7 @@ pub fn allow_for_project(
     );
     let mut rules = match dir.read_to_string(PERMISSIONS_FILE) {
         Ok(text) => serde_json::from_str::<Rules>(&text).map_err(|e| {
-            Error::Config(format!(
+            Error::config(format!(
                 "`{}` is not a rules file ({e}); fix or remove it first",
                 shown.display()
             ))
@@ -60,7 +60,7 @@ pub fn allow_for_project(
     };
     rules.merge(add);
     let mut text =
-        serde_json::to_string_pretty(&rules).map_err(|e| Error::Config(e.to_string()))?;
+        serde_json::to_string_pretty(&rules).map_err(|e| Error::config(e.to_string()))?;
     text.push('\n');
     // Write a temporary file, flush it to disk, then rename it over the old one: a reader sees
     // the old rules or the new, never half a file.

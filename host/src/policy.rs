@@ -3,7 +3,7 @@
 //! policy and the cause; nothing here returns an error once the policy has loaded.
 
 use crate::action::hex;
-use crate::decision::{EffectClass, RiskClass, SuggestionGroup};
+use crate::decision::{EffectClass, FailureKind, RiskClass, SuggestionGroup};
 use crate::engine::{EPOCH_TICK, HostState, Runtime};
 use crate::error::Error;
 use crate::interface::{
@@ -97,11 +97,11 @@ pub(crate) struct PolicyDecision {
     pub(crate) approval_timeout_ms: Option<u64>,
     /// The kind of failure (`deadline`, `memory`, `stack`, `trap`, `error`, `oversized`,
     /// `instantiate`) if the policy failed; `reason` then already names the policy.
-    pub(crate) failure: Option<&'static str>,
+    pub(crate) failure: Option<FailureKind>,
 }
 
 impl PolicyDecision {
-    fn failed(kind: &'static str, reason: String) -> Self {
+    fn failed(kind: FailureKind, reason: String) -> Self {
         Self {
             failure: Some(kind),
             ..Self::plain(PolicyVerdict::Deny, reason)
@@ -156,7 +156,13 @@ impl Policy {
         config: &str,
         limits: Limits,
     ) -> Result<Self, Error> {
-        let fail = |message: String| Error::Policy(format!("policy `{name}` {message}"));
+        let fail = |message: String| {
+            Error::policy(
+                name,
+                FailureKind::Invalid,
+                format!("policy `{name}` {message}"),
+            )
+        };
         check_header(bytes).map_err(fail)?;
         let digest = hex(&Sha256::digest(bytes));
         let component = runtime
@@ -254,7 +260,7 @@ impl Policy {
         };
         let warm = policy
             .off_runtime(|| policy.instantiate())
-            .map_err(Error::Policy)?;
+            .map_err(|message| Error::policy(name, FailureKind::Instantiate, message))?;
         policy.give_back(warm);
         Ok(policy)
     }
@@ -288,7 +294,7 @@ impl Policy {
             return self.answer_unknown(action.action().kind());
         }
         self.off_runtime(|| Ok(self.decide_here(action)))
-            .unwrap_or_else(|e| PolicyDecision::failed("trap", e))
+            .unwrap_or_else(|e| PolicyDecision::failed(FailureKind::Trap, e))
     }
 
     /// The host's answer for this policy on an action kind its interface cannot represent.
@@ -335,7 +341,7 @@ impl Policy {
     fn decide_here(&self, action: &Prepared<'_>) -> PolicyDecision {
         let mut warm = match self.take() {
             Ok(warm) => warm,
-            Err(reason) => return PolicyDecision::failed("instantiate", reason),
+            Err(reason) => return PolicyDecision::failed(FailureKind::Instantiate, reason),
         };
         self.arm(&mut warm.store);
         let result = warm.exports.decide(&mut warm.store, action);
@@ -354,7 +360,7 @@ impl Policy {
                 // The guest answered; its instance is still healthy.
                 self.give_back(warm);
                 PolicyDecision::failed(
-                    "error",
+                    FailureKind::Error,
                     format!(
                         "policy `{}` could not decide: {}",
                         self.name,
@@ -547,7 +553,7 @@ impl Policy {
         let rule_len = d.rule_id.as_ref().map_or(0, String::len);
         if rule_len > MAX_RULE_ID {
             return PolicyDecision::failed(
-                "oversized",
+                FailureKind::Oversized,
                 format!(
                     "policy `{name}` returned an oversized decision: a {rule_len}-byte rule id \
                      (the limit is {MAX_RULE_ID})"
@@ -596,14 +602,14 @@ fn truncate_reason(reason: String) -> String {
 }
 
 /// A short name for what went wrong in a failed call, for metrics.
-fn failure_kind(store: &Store<HostState>, error: &wasmtime::Error) -> &'static str {
+fn failure_kind(store: &Store<HostState>, error: &wasmtime::Error) -> FailureKind {
     if store.data().limiter.memory_hit {
-        return "memory";
+        return FailureKind::Memory;
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => "deadline",
-        Some(Trap::StackOverflow) => "stack",
-        _ => "trap",
+        Some(Trap::Interrupt) => FailureKind::Deadline,
+        Some(Trap::StackOverflow) => FailureKind::Stack,
+        _ => FailureKind::Trap,
     }
 }
 
@@ -648,4 +654,76 @@ fn clip(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HostConfig, LimitsConfig, PolicySpec};
+    use crate::interface::PolicyVerdict;
+
+    fn runtime() -> Arc<Runtime> {
+        let config = HostConfig {
+            compile_cache: false,
+            ..HostConfig::default()
+        };
+        Arc::new(Runtime::new(&config.engine_options()).unwrap())
+    }
+
+    fn load(name: &str, bytes: &[u8], config: &str) -> Result<Policy, Error> {
+        let limits = PolicySpec::builtin("default-action").limits(&LimitsConfig::default());
+        Policy::load(runtime(), name, bytes, config, limits)
+    }
+
+    fn default_action() -> &'static [u8] {
+        crate::builtin::lookup("default-action").unwrap()
+    }
+
+    #[test]
+    fn what_is_not_a_component_is_an_invalid_policy_named_in_the_error() {
+        let core = wat::parse_str("(module)").unwrap();
+        for bytes in [&b"not wasm at all"[..], &core] {
+            let Err(e) = load("bad", bytes, "{}") else {
+                panic!("loaded a non-component")
+            };
+            assert!(
+                matches!(&e, Error::Policy { name, kind: FailureKind::Invalid, .. } if name == "bad"),
+                "{e:?}"
+            );
+            assert!(e.to_string().starts_with("policy `bad` "), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_configuration_the_policy_rejects_fails_the_load_as_instantiate() {
+        let Err(e) = load("picky", default_action(), r#"{"action":"maybe"}"#) else {
+            panic!("loaded a rejected configuration")
+        };
+        assert!(
+            matches!(
+                e,
+                Error::Policy {
+                    kind: FailureKind::Instantiate,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_loaded_policy_decides_with_its_rule_and_identity() {
+        let policy = load("p", default_action(), r#"{"action":"deny"}"#).unwrap();
+        assert_eq!(policy.name(), "p");
+        assert_eq!(policy.version(), InterfaceVersion::CURRENT);
+        assert_eq!(policy.digest(), hex(&Sha256::digest(default_action())));
+        let action = crate::action::fixtures::exec("ls", &[]);
+        // Twice: the second call runs on an instance given back to the pool.
+        for _ in 0..2 {
+            let d = policy.decide(&Prepared::new(&action));
+            assert_eq!(d.verdict, PolicyVerdict::Deny);
+            assert_eq!(d.rule_id.as_deref(), Some("default-action"));
+            assert_eq!(d.failure, None);
+        }
+    }
 }

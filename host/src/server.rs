@@ -175,7 +175,7 @@ fn bind_socket(path: &Path) -> Result<(UnixListener, u32, (u64, u64)), Error> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "`{}` is the socket of a running server; stop it or choose another path",
                     path.display()
                 )));
@@ -184,7 +184,7 @@ fn bind_socket(path: &Path) -> Result<(UnixListener, u32, (u64, u64)), Error> {
             std::fs::remove_file(path).map_err(io)?;
         }
         Ok(_) => {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "`{}` exists and is not a socket; refusing to replace it",
                 path.display()
             )));
@@ -387,12 +387,10 @@ impl Connection {
                     ),
                 ))
             }
-            (_, Ok(Request::Decide(r))) => {
-                Response::Decide(self.host.decide_shared(&r, operator, &self.share).await)
-            }
-            (_, Ok(Request::Manage(r))) => Response::Manage(self.host.manage(&r, operator).await),
-            (_, Ok(Request::Query(q))) => {
-                Response::Query(Box::new(self.host.query_as(&q, operator).await))
+            (_, Ok(request)) => {
+                self.host
+                    .handle_shared(request, operator, &self.share)
+                    .await
             }
             (_, Err(e)) => e.response_to(line),
         }
@@ -425,7 +423,7 @@ pub async fn serve_metrics(
 pub async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
+        .map_err(|e| Error::config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
 }
 
 /// Serve `GET /metrics` and `GET /healthz` (`200 ok` while the server runs) on a bound

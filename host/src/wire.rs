@@ -2,7 +2,8 @@
 //! are fixed by existing clients (`firma-run`, `firma token`); see the README's wire section.
 
 use crate::action::{Action, Connect, Header, HttpRequest, LocalExec, ToolCall, Upgrade};
-use crate::decision::SuggestionGroup;
+use crate::answer::{Decided, Found, Managed, Queried};
+use crate::decision::Verdict;
 use crate::tokens::{Operation, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -126,14 +127,8 @@ pub struct DecideResponse {
     pub body: Option<serde_json::Value>,
 }
 
-/// One suggested rule on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireSuggestion {
-    /// The rule text.
-    pub rule: String,
-    /// A label for a menu.
-    pub label: String,
-}
+/// One suggested rule on the wire (the host's [`Suggestion`](crate::Suggestion)).
+pub type WireSuggestion = crate::decision::Suggestion;
 
 impl DecideResponse {
     /// A `deny` with a reason.
@@ -160,40 +155,71 @@ impl DecideResponse {
         &mut self,
         kind: &str,
         action: Option<&Action>,
-        code: crate::intercept::DenyCode,
+        code: crate::decision::DenyCode,
     ) {
         if self.decision != WireDecision::Deny || !carries_body(kind) {
             return;
         }
         let detail = self.reason.as_deref().unwrap_or_default();
-        if crate::intercept::denial_context(action) == crate::intercept::DenialContext::Api {
-            self.status = Some(crate::intercept::DENY_STATUS);
+        if crate::denial::denial_context(action) == crate::denial::DenialContext::Api {
+            self.status = Some(crate::denial::DENY_STATUS);
         }
-        self.body = Some(crate::intercept::body_for(action, code, detail));
+        self.body = Some(crate::denial::body_for(action, code, detail));
     }
+}
 
-    /// Drop everything but firma's four fields (`decision`, `reason`, `approval_token`,
-    /// `retry_after_ms`): a `local.exec` answer is parsed with unknown fields rejected.
-    pub fn keep_contract_fields(&mut self) {
-        self.suggestions.clear();
-        self.status = None;
-        self.body = None;
+/// The answer line for a decide request about `action`: the one place a denial's body (and
+/// status) is attached, and where a `local.exec` answer is kept to firma's four fields.
+pub(crate) fn render_decision(answer: Decided, action: &Action) -> DecideResponse {
+    let code = answer.deny_code();
+    let asks = answer.verdict == Verdict::Ask;
+    let mut response = DecideResponse {
+        decision: match answer.verdict {
+            Verdict::Allow => WireDecision::Allow,
+            Verdict::Deny => WireDecision::Deny,
+            Verdict::Ask => WireDecision::PendingHitl,
+        },
+        reason: Some(answer.reason),
+        approval_token: answer.token_id.filter(|_| asks),
+        retry_after_ms: answer.retry_after_ms.filter(|_| asks),
+        // firma-run rejects any field beyond its four, and would fail closed.
+        suggestions: if matches!(action, Action::LocalExec(_)) {
+            Vec::new()
+        } else {
+            answer.suggestions
+        },
+        status: None,
+        body: None,
+    };
+    if let Some(code) = code {
+        response.attach_denial(action.kind(), Some(action), code);
     }
+    response
+}
 
-    pub(crate) fn suggestions_from(groups: Vec<SuggestionGroup>) -> Vec<Vec<WireSuggestion>> {
-        groups
-            .into_iter()
-            .filter(|g| !g.rules.is_empty())
-            .map(|g| {
-                g.rules
-                    .into_iter()
-                    .map(|s| WireSuggestion {
-                        rule: s.rule,
-                        label: s.label,
-                    })
-                    .collect()
-            })
-            .collect()
+/// The answer line for an approve or revoke.
+pub(crate) fn render_management(answer: Managed) -> ManageResponse {
+    ManageResponse {
+        outcome: answer.outcome,
+        reason: answer.reason,
+    }
+}
+
+/// The answer line for `list` or `show`, each token shown as `approval` records it.
+pub(crate) fn render_query(
+    answer: Queried,
+    approval: impl Fn(&crate::tokens::Token) -> ApprovalRecord,
+) -> QueryResponse {
+    let (tokens, token) = match answer.found {
+        Found::Nothing => (None, None),
+        Found::List(live) => (Some(live.iter().map(approval).collect()), None),
+        Found::One(t) => (None, Some(approval(&t))),
+    };
+    QueryResponse {
+        outcome: answer.outcome,
+        reason: answer.reason,
+        tokens,
+        token,
     }
 }
 
@@ -262,7 +288,7 @@ pub struct ApprovalRecord {
     /// What an operator may do now: `approve`, `revoke` (empty once the token is final).
     pub allowed_decisions: Vec<String>,
     /// The policies that asked for a human, with their component digests and rules.
-    pub policy_refs: Vec<crate::chain::PolicyRef>,
+    pub policy_refs: Vec<crate::decision::PolicyRef>,
     /// `sha256:` digest of the policy chain in force when the token was issued (every policy's
     /// name, component, interface version and configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,7 +346,7 @@ impl RequestError {
     pub fn response_to(&self, line: &[u8]) -> Response {
         let mut response = self.response();
         if let (Response::Decide(d), Some(kind)) = (&mut response, body_kind_of(line)) {
-            d.attach_denial(kind, None, crate::intercept::DenyCode::MalformedRequest);
+            d.attach_denial(kind, None, crate::decision::DenyCode::MalformedRequest);
         }
         response
     }
@@ -863,5 +889,80 @@ mod read_line_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use crate::action::fixtures;
+    use crate::decision::{DenyCode, Suggestion};
+
+    fn exec() -> Action {
+        fixtures::exec("ls", &[])
+    }
+
+    fn tool() -> Action {
+        fixtures::tool("run_command")
+    }
+
+    fn with_suggestions(answer: Decided) -> Decided {
+        Decided {
+            suggestions: vec![vec![Suggestion {
+                rule: "run_command(ls)".into(),
+                label: "ls".into(),
+            }]],
+            ..answer
+        }
+    }
+
+    #[test]
+    fn a_local_exec_answer_keeps_firmas_four_fields() {
+        let pending = with_suggestions(Decided::pending("t1".into(), 500, "ask"));
+        let line = Response::Decide(render_decision(pending, &exec())).to_line();
+        assert_eq!(
+            line,
+            r#"{"decision":"pending_hitl","reason":"ask","approval_token":"t1","retry_after_ms":500}"#
+        );
+        let deny = Decided::deny(DenyCode::PolicyFailed, "trapped");
+        let line = Response::Decide(render_decision(deny, &exec())).to_line();
+        assert_eq!(line, r#"{"decision":"deny","reason":"trapped"}"#);
+    }
+
+    #[test]
+    fn a_tool_call_denial_carries_the_tool_body_and_suggestions_ride_on_asks() {
+        let deny = Decided::deny(DenyCode::ApprovalInvalid, "approval token expired");
+        let r = render_decision(deny, &tool());
+        assert_eq!(r.status, None, "a tool denial is not an HTTP error");
+        let body = r.body.unwrap();
+        assert_eq!(body["type"], "tool_result");
+        assert_eq!(body["reason"], "approval_invalid");
+        assert_eq!(body["tool"], "run_command");
+
+        let asked = render_decision(
+            with_suggestions(Decided::pending("t".into(), 9, "a")),
+            &tool(),
+        );
+        assert_eq!(asked.suggestions.len(), 1);
+        assert!(asked.body.is_none());
+    }
+
+    #[test]
+    fn a_retry_that_is_refused_does_not_echo_its_token() {
+        let refused = Decided {
+            token_id: Some("t1".into()),
+            ..Decided::deny(DenyCode::ApprovalInvalid, "approval token revoked")
+        };
+        let r = render_decision(refused, &exec());
+        assert_eq!(r.approval_token, None);
+        assert_eq!(r.retry_after_ms, None);
+    }
+
+    #[test]
+    fn a_policy_deny_without_a_code_reads_as_policy_denied() {
+        let mut deny = Decided::deny(DenyCode::PolicyDenied, "no");
+        deny.code = None;
+        let body = render_decision(deny, &tool()).body.unwrap();
+        assert_eq!(body["reason"], "policy_denied");
     }
 }

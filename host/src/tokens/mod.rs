@@ -1,24 +1,25 @@
 //! Approval tokens: their records, the lifecycle rules of the wire contract, and the stores that
 //! keep them.
 //!
-//! Every state change goes through [`redeem`] or [`apply`]: the store holds whatever lock or
-//! transaction makes it atomic and calls them, so the contract's table lives in one place.
+//! A token is created only by [`issue`]; every state change goes through [`redeem`] or
+//! [`apply`]: the store holds whatever lock or transaction makes it atomic and calls them, so
+//! the contract's table lives in one place.
 
 mod memory;
+mod open;
 mod redis;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use open::{StoreConfig, StoreKind, open};
 pub use redis::RedisStore;
 pub use sqlite::{DB_FILE, SqliteStore, Synchronous};
 
 use crate::action::Action;
-use crate::chain::PolicyRef;
-use crate::decision::{EffectClass, RiskClass};
+use crate::decision::{EffectClass, PolicyRef, RiskClass, Suggestion};
 use serde::{Deserialize, Serialize};
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = u64;
+pub use crate::clock::Millis;
 
 /// Where a token is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +97,7 @@ pub struct ApprovalInfo {
     /// Rules that would allow this next time, one group per subcommand: for the operator's
     /// `list`/`show`, since a `local.exec` answer may carry nothing beyond firma's four fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub suggestions: Vec<Vec<crate::wire::WireSuggestion>>,
+    pub suggestions: Vec<Vec<Suggestion>>,
 }
 
 impl Token {
@@ -254,6 +255,73 @@ pub fn apply(token: &mut Token, op: Operation, now: Millis) -> Outcome {
         (TokenState::Revoked, Operation::Revoke) => Outcome::Ok,
         (TokenState::Expired, _) => Outcome::Expired,
     }
+}
+
+/// Who asked for a human, and what the token will show an operator.
+pub(crate) struct Ask<'a> {
+    /// The policy that decided to ask.
+    pub(crate) policy: &'a str,
+    /// Its rule, if it named one.
+    pub(crate) rule_id: Option<String>,
+    /// Why it asked (it may quote the request: masked before it is stored).
+    pub(crate) reason: &'a str,
+    /// The host's lifetime of a token, and the shortest timeout an asking policy set.
+    pub(crate) lifetime_ms: Millis,
+    /// The chain's classification.
+    pub(crate) effect: EffectClass,
+    /// The chain's risk.
+    pub(crate) risk: RiskClass,
+    /// Every policy that asked.
+    pub(crate) policy_refs: Vec<PolicyRef>,
+    /// The digest of the chain in force.
+    pub(crate) chain_digest: &'a str,
+    /// Rules that would allow this next time (masked before they are stored).
+    pub(crate) suggestions: &'a [Vec<Suggestion>],
+}
+
+/// Issue a pending token for `action` (whose fingerprint is `fingerprint`) into `store`, and
+/// return its id: the one place a token is created.
+pub(crate) async fn issue(
+    store: &dyn TokenStore,
+    action: &Action,
+    fingerprint: String,
+    ask: Ask<'_>,
+    now: Millis,
+) -> Result<String, StoreError> {
+    let mask = |s: &Suggestion| Suggestion {
+        rule: crate::redact::text(&s.rule),
+        label: crate::redact::text(&s.label),
+    };
+    let token = Token {
+        id: uuid::Uuid::new_v4().to_string(),
+        state: TokenState::Pending,
+        fingerprint,
+        // Secrets are masked before anything is stored: the fingerprint binds the token to the
+        // full request, and retries are checked against it.
+        action: crate::redact::action(action),
+        created_at_ms: now,
+        expires_at_ms: now.saturating_add(ask.lifetime_ms),
+        policy: ask.policy.to_owned(),
+        rule_id: ask.rule_id,
+        // A policy's reason may quote the request (http-rules names the URL).
+        reason: Some(crate::redact::text(ask.reason)),
+        approval: ApprovalInfo {
+            effect: Some(ask.effect),
+            risk: Some(ask.risk),
+            policy_refs: ask.policy_refs,
+            chain_digest: Some(ask.chain_digest.to_owned()),
+            // Operators see these in `list`/`show`; a rule quotes the command, so it is masked
+            // like the summary.
+            suggestions: ask
+                .suggestions
+                .iter()
+                .map(|group| group.iter().map(mask).collect())
+                .collect(),
+        },
+    };
+    let id = token.id.clone();
+    store.insert(token).await?;
+    Ok(id)
 }
 
 /// Live tokens by state.
@@ -511,5 +579,47 @@ mod tests {
         let t = token(TokenState::Expired);
         assert!(!t.prunable(1000 + 299_999, 300_000));
         assert!(t.prunable(1000 + 300_000, 300_000));
+    }
+
+    #[tokio::test]
+    async fn issue_creates_a_pending_token_with_secrets_masked() {
+        let store = MemoryStore::new();
+        let action = Action::LocalExec(LocalExec {
+            executable: "mysql".into(),
+            args: vec!["--password=hunter2".into()],
+            session_id: "s".into(),
+            sandbox_id: "sbx".into(),
+            agent_id: None,
+            profile: "p".into(),
+            hitl_mode: "async_token".into(),
+        });
+        let suggestions = vec![vec![Suggestion {
+            rule: "run_command(mysql --password=hunter2)".into(),
+            label: "this command".into(),
+        }]];
+        let ask = Ask {
+            policy: "rules",
+            rule_id: Some("r1".into()),
+            reason: "asks about password: hunter2",
+            lifetime_ms: 5_000,
+            effect: EffectClass::Execute,
+            risk: RiskClass::High,
+            policy_refs: Vec::new(),
+            chain_digest: "sha256:c",
+            suggestions: &suggestions,
+        };
+        let fingerprint = action.fingerprint();
+        let id = issue(&store, &action, fingerprint.clone(), ask, 100)
+            .await
+            .unwrap();
+        let token = store.get(&id, 100).await.unwrap().unwrap();
+        assert_eq!(token.state, TokenState::Pending);
+        assert_eq!((token.created_at_ms, token.expires_at_ms), (100, 5_100));
+        // The fingerprint binds the full request; everything shown is masked.
+        assert_eq!(token.fingerprint, fingerprint);
+        let stored = serde_json::to_string(&token).unwrap();
+        assert!(!stored.contains("hunter2"), "{stored}");
+        assert_eq!(token.approval.chain_digest.as_deref(), Some("sha256:c"));
+        assert_eq!(token.rule_id.as_deref(), Some("r1"));
     }
 }

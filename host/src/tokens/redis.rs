@@ -96,7 +96,7 @@ impl RedisStore {
         grace_ms: Millis,
     ) -> Result<Self, crate::error::Error> {
         let config_err = |e: redis::RedisError| {
-            crate::error::Error::Config(format!("cannot use the Redis token store `{url}`: {e}"))
+            crate::error::Error::config(format!("cannot use the Redis token store `{url}`: {e}"))
         };
         let client = redis::Client::open(url).map_err(config_err)?;
         let config = redis::aio::ConnectionManagerConfig::new()

@@ -168,7 +168,7 @@ impl SqliteStore {
             .into_std();
         let meta = file.metadata().map_err(io(path.clone()))?;
         crate::files::check_private_meta(&path, &meta, "the token store")
-            .map_err(crate::error::Error::Config)?;
+            .map_err(crate::error::Error::config)?;
         // SQLite reads committed rows from the write-ahead log too: it is as trusted as the file.
         for side in ["-wal", "-shm"] {
             let side = dir.join(format!("{DB_FILE}{side}"));
@@ -176,11 +176,11 @@ impl SqliteStore {
                 crate::files::check_private(&side, "the token store's journal")?;
             }
         }
-        quick_check(&path).map_err(crate::error::Error::Config)?;
+        quick_check(&path).map_err(crate::error::Error::config)?;
 
         let open = |flags| {
             Connection::open_with_flags(&path, flags).map_err(|e| {
-                crate::error::Error::Config(format!(
+                crate::error::Error::config(format!(
                     "cannot open the token store `{}`: {e}",
                     path.display()
                 ))
@@ -206,7 +206,7 @@ impl SqliteStore {
              CREATE INDEX IF NOT EXISTS tokens_live ON tokens (state, expires_at_ms);"
         ))
         .map_err(|e| {
-            crate::error::Error::Config(format!(
+            crate::error::Error::config(format!(
                 "cannot prepare the token store `{}`: {e}",
                 path.display()
             ))
@@ -214,12 +214,12 @@ impl SqliteStore {
         let reader = open(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
-            .map_err(|e| crate::error::Error::Config(e.to_string()))?;
+            .map_err(|e| crate::error::Error::config(e.to_string()))?;
         // The file SQLite opened must be the one checked above, not one swapped in since.
         let identity = crate::files::identity(&meta);
         let now = std::fs::symlink_metadata(&path).map_err(io(path.clone()))?;
         if crate::files::identity(&now) != identity {
-            return Err(crate::error::Error::Config(format!(
+            return Err(crate::error::Error::config(format!(
                 "the token store `{}` was replaced while it was being opened",
                 path.display()
             )));
