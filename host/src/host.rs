@@ -21,8 +21,10 @@ use crate::tokens::{
 };
 use crate::wire::{
     ApprovalRecord, DecideRequest, DecideResponse, ManageRequest, ManageResponse, Query,
-    QueryRequest, QueryResponse, Request, Response, WireDecision,
+    QueryRequest, QueryResponse, Request, Response, WatchRequest, WireDecision,
 };
+use crate::events::{EventBus, TokenEvent, TokenEventKind, Watcher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -57,6 +59,11 @@ struct Inner {
     /// Live pending tokens one session may hold, and all sessions together.
     max_pending_per_session: usize,
     max_pending: usize,
+    /// Where token state changes are published for watchers.
+    events: EventBus,
+    /// When `prune` last looked for tokens that lapsed (0: never), so each lapse is announced
+    /// once.
+    lapsed_until_ms: AtomicU64,
 }
 
 /// Who sent a request, when the transport knows.
@@ -121,17 +128,21 @@ impl HostBuilder<'_> {
                 common_share: Share::default(),
                 max_pending_per_session: config.max_pending_per_session,
                 max_pending: config.max_pending,
+                events: EventBus::default(),
+                lapsed_until_ms: AtomicU64::new(0),
             }),
         })
     }
 }
 
 /// A token state change an operator asked for, decided but not yet applied.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Change {
     from: TokenState,
     to: TokenState,
     transition: &'static str,
+    /// The token's request, for the event announcing the change.
+    action: Action,
 }
 
 /// What happened besides the answer, for the audit record and metrics.
@@ -223,6 +234,11 @@ impl PolicyHost {
             Ok(Request::Decide(r)) => Response::Decide(self.decide_as_peer(&r, operator).await),
             Ok(Request::Manage(r)) => Response::Manage(self.manage(&r, operator).await),
             Ok(Request::Query(q)) => Response::Query(Box::new(self.query_as(&q, operator).await)),
+            // One answer per line here: a stream of events needs a socket connection.
+            Ok(Request::Watch(_)) => Response::Manage(ManageResponse::new(
+                Outcome::UnsupportedAction,
+                "`watch` streams events over a socket connection (`gavel token watch`)",
+            )),
             Err(e) => e.response_to(line),
         }
     }
@@ -275,6 +291,7 @@ impl PolicyHost {
         if let (Some(policy), Some(kind)) = (&trail.policy, trail.failure) {
             metrics.failure(policy, kind);
         }
+        let mut recorded = true;
         if let Some(audit) = &self.inner.audit {
             let record = self.decision_record(request, &response, &trail, &chain, peer);
             if let Err(e) = audit.record(&record).await
@@ -285,7 +302,12 @@ impl PolicyHost {
                 ));
                 trail.code = Some(DenyCode::Unavailable);
                 self.undo_unrecorded(&trail).await;
+                recorded = false;
             }
+        }
+        if let (true, Some(id), Some(transition)) = (recorded, &trail.token_id, trail.transition)
+        {
+            self.announce(id, transition, &request.action, self.inner.clock.now_ms());
         }
         let code = (response.decision == WireDecision::Deny)
             .then(|| trail.code.unwrap_or(DenyCode::PolicyDenied));
@@ -555,7 +577,7 @@ impl PolicyHost {
         let audit = self.inner.audit.as_ref();
         if let Some(audit) = audit
             && let Err(e) = audit
-                .record(&record(&response, change.map(|c| c.transition)))
+                .record(&record(&response, change.as_ref().map(|c| c.transition)))
                 .await
             && audit.mode() == AuditFailure::Deny
         {
@@ -572,7 +594,10 @@ impl PolicyHost {
                 .set_state_if(&request.token_id, c.from, c.to)
                 .await
             {
-                Ok(true) => None,
+                Ok(true) => {
+                    self.announce(&request.token_id, c.transition, &c.action, self.inner.clock.now_ms());
+                    None
+                }
                 Ok(false) => Some(format!(
                     "token `{}` changed while this operation was being recorded; nothing was \
                      changed, try again",
@@ -649,7 +674,7 @@ impl PolicyHost {
         let outcome = tokens::apply(&mut after, request.operation, now);
         // A change of state is applied even when the answer is a refusal: a token found past
         // its expiry is marked expired.
-        let change = (after.state != token.state).then_some(Change {
+        let change = (after.state != token.state).then(|| Change {
             from: token.state,
             to: after.state,
             transition: match after.state {
@@ -657,6 +682,7 @@ impl PolicyHost {
                 TokenState::Revoked => "revoked",
                 _ => "approved",
             },
+            action: token.action.clone(),
         });
         (
             ManageResponse {
@@ -680,18 +706,32 @@ impl PolicyHost {
             Query::List => ("local.exec.list", None),
             Query::Show(id) => ("local.exec.show", Some(id.clone())),
         };
-        let mut response = QueryResponse {
-            outcome: Outcome::Unauthorized,
-            reason: Some(refusal.reason().to_owned()),
+        let refused = ManageResponse::new(Outcome::Unauthorized, refusal.reason());
+        let refused = self.refusal(action, token_id, operator, refused).await;
+        QueryResponse {
+            outcome: refused.outcome,
+            reason: refused.reason,
             tokens: None,
             token: None,
-        };
+        }
+    }
+
+    /// Record a management request refused before it reached the tokens (unauthorized, or
+    /// sent to the governance socket when management has its own), and count it. When the
+    /// record cannot be written in `deny` mode the answer says so, still refusing.
+    pub(crate) async fn refusal(
+        &self,
+        action: &str,
+        token_id: Option<String>,
+        operator: Operator,
+        mut response: ManageResponse,
+    ) -> ManageResponse {
         if let Some(audit) = &self.inner.audit {
             let record = AuditRecord {
                 time_ms: self.inner.clock.now_ms(),
                 id: uuid::Uuid::new_v4().to_string(),
                 action: action.into(),
-                verdict: outcome_name(Outcome::Unauthorized).into(),
+                verdict: outcome_name(response.outcome).into(),
                 reason: response.reason.clone(),
                 policies: self.chain().digests().to_vec(),
                 token_id,
@@ -701,10 +741,13 @@ impl PolicyHost {
             if let Err(e) = audit.record(&record).await
                 && audit.mode() == AuditFailure::Deny
             {
-                response.outcome = Outcome::Denied;
-                response.reason = Some(format!(
-                    "the refusal could not be audited ({e}); the request was unauthorized"
-                ));
+                response = ManageResponse::new(
+                    Outcome::Denied,
+                    format!(
+                        "the refusal could not be audited ({e}); the request was refused: {}",
+                        response.reason.as_deref().unwrap_or_default()
+                    ),
+                );
             }
         }
         self.inner
@@ -882,10 +925,60 @@ impl PolicyHost {
         }
     }
 
-    /// Forget tokens past their expiry by more than the grace window.
+    /// Forget tokens past their expiry by more than the grace window. While anyone watches
+    /// token events, first announce the tokens that lapsed since the last call (so an expiry
+    /// is announced at most one prune interval late).
     pub async fn prune(&self) -> Result<usize, tokens::StoreError> {
         let now = self.inner.clock.now_ms();
+        let since = self.inner.lapsed_until_ms.swap(now, Ordering::Relaxed);
+        if since > 0 && since < now && self.inner.events.watched() {
+            // Live at `since`, past expiry now: they lapsed in between, undecided or unused.
+            for t in self.inner.store.live(since).await? {
+                if t.expires_at_ms <= now {
+                    self.announce(&t.id, "expired", &t.action, t.expires_at_ms);
+                }
+            }
+        }
         self.inner.store.prune(now, self.inner.token_grace_ms).await
+    }
+
+    /// Token events: issued, approved, revoked, consumed, expired.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Start watching token events for a client over a socket: refused (and audited) without
+    /// the management token when one is configured.
+    pub(crate) async fn watch(
+        &self,
+        request: &WatchRequest,
+        operator: Operator,
+    ) -> Result<Watcher, ManageResponse> {
+        match crate::auth::check(
+            self.inner.management_token.as_ref(),
+            request.management_token.as_ref(),
+        ) {
+            Ok(()) => Ok(self.inner.events.subscribe()),
+            Err(refusal) => {
+                let refused = ManageResponse::new(Outcome::Unauthorized, refusal.reason());
+                Err(self.refusal("watch", None, operator, refused).await)
+            }
+        }
+    }
+
+    /// Publish that token `id` made `transition` (an audit transition name).
+    fn announce(&self, id: &str, transition: &str, action: &Action, time_ms: u64) {
+        let Some(kind) = TokenEventKind::from_transition(transition) else {
+            return;
+        };
+        self.inner.events.publish(TokenEvent {
+            token_id: id.to_owned(),
+            kind,
+            time_ms,
+            session_id: action.session_id().into(),
+            sandbox_id: action.sandbox_id().into(),
+            summary: self.summary(action),
+        });
     }
 
     /// How many tokens are pending and approved, without loading them (for metrics).
