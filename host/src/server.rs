@@ -413,7 +413,7 @@ impl Connection {
                 Role::Governance {
                     management_elsewhere: Some(path),
                 },
-                Ok(request @ (Request::Manage(_) | Request::Query(_))),
+                Ok(request @ (Request::Manage(_) | Request::Query(_) | Request::Watch(_))),
             ) => {
                 let refused = ManageResponse::new(
                     Outcome::UnsupportedAction,
