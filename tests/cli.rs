@@ -599,7 +599,10 @@ projects_dir = "projects"
 
     // The operator finds the suggestion on the token and saves it for project `web` (the
     // request's profile).
-    let o = run(d, &["token", "show", token, "--json", "--config", "gavel.toml"]);
+    let o = run(
+        d,
+        &["token", "show", token, "--json", "--config", "gavel.toml"],
+    );
     let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let rule = shown["token"]["suggestions"][0][0]["rule"]
         .as_str()
@@ -627,11 +630,17 @@ projects_dir = "projects"
     assert_eq!(rm["decision"], "deny", "{rm}");
     // Another project has no saved rules: still asked.
     let other = exec("npm", &["run", "build"]).replace("\"web\"", "\"api\"");
-    assert_eq!(answered(d, &other, "pending_hitl")["decision"], "pending_hitl");
+    assert_eq!(
+        answered(d, &other, "pending_hitl")["decision"],
+        "pending_hitl"
+    );
 
     // An agent approving its own request on the governance socket: refused, and audited.
     let approve = serde_json::json!({"action": "local.exec.approve", "token_id": token});
-    let o = run(d, &["request", &approve.to_string(), "--socket", "exec.sock"]);
+    let o = run(
+        d,
+        &["request", &approve.to_string(), "--socket", "exec.sock"],
+    );
     let refused: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(refused["outcome"], "unsupported_action", "{refused}");
     drop(server);
@@ -714,8 +723,15 @@ fn token_watch_streams_a_round_trip() {
     assert!(o.status.success(), "{}", stderr(&o));
     let mut retry: Value = serde_json::from_str(REQUEST).unwrap();
     retry["approval_token"] = token.into();
-    let o = run(d, &["request", &retry.to_string(), "--config", "gavel.toml"]);
-    assert!(stdout(&o).contains(r#""decision":"allow""#), "{}", stdout(&o));
+    let o = run(
+        d,
+        &["request", &retry.to_string(), "--config", "gavel.toml"],
+    );
+    assert!(
+        stdout(&o).contains(r#""decision":"allow""#),
+        "{}",
+        stdout(&o)
+    );
 
     for kind in ["issued", "approved", "consumed"] {
         let line = json.next();
@@ -735,11 +751,17 @@ fn token_watch_streams_a_round_trip() {
             "{line}"
         );
         assert!(rest.starts_with(kind) && rest.contains(token), "{line}");
-        assert!(rest.ends_with("make deploy  (session s, sandbox sbx)"), "{line}");
+        assert!(
+            rest.ends_with("make deploy  (session s, sandbox sbx)"),
+            "{line}"
+        );
     }
 
     // Watching is management: the governance socket refuses it while management has its own.
-    let o = run(d, &["request", r#"{"action":"watch"}"#, "--socket", "exec.sock"]);
+    let o = run(
+        d,
+        &["request", r#"{"action":"watch"}"#, "--socket", "exec.sock"],
+    );
     assert!(stdout(&o).contains("unsupported_action"), "{}", stdout(&o));
     drop(server);
 }

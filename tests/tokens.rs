@@ -120,16 +120,14 @@ async fn token_events_announce_every_change_of_state() {
     let h = harness(&config(vec![default_action("pending_hitl")]));
     let mut watcher = h.host.events().subscribe();
     h.host.prune().await.unwrap(); // the first prune only marks where lapses are counted from
-    let mut next = async || match tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        watcher.recv(),
-    )
-    .await
-    .unwrap()
-    {
-        Received::Event(e) => (e.kind, e.token_id, e.time_ms),
-        other => panic!("{other:?}"),
-    };
+    let mut next =
+        async || match tokio::time::timeout(std::time::Duration::from_secs(5), watcher.recv())
+            .await
+            .unwrap()
+        {
+            Received::Event(e) => (e.kind, e.token_id, e.time_ms),
+            other => panic!("{other:?}"),
+        };
 
     let req = exec("ls", &["-la"]);
     let revoked = h.issue(&req).await;

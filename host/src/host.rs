@@ -13,6 +13,7 @@ use crate::config::HostConfig;
 use crate::decision::Verdict;
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::events::{EventBus, TokenEvent, TokenEventKind, Watcher};
 use crate::intercept::DenyCode;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Share};
@@ -23,7 +24,6 @@ use crate::wire::{
     ApprovalRecord, DecideRequest, DecideResponse, ManageRequest, ManageResponse, Query,
     QueryRequest, QueryResponse, Request, Response, WatchRequest, WireDecision,
 };
-use crate::events::{EventBus, TokenEvent, TokenEventKind, Watcher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -305,8 +305,7 @@ impl PolicyHost {
                 recorded = false;
             }
         }
-        if let (true, Some(id), Some(transition)) = (recorded, &trail.token_id, trail.transition)
-        {
+        if let (true, Some(id), Some(transition)) = (recorded, &trail.token_id, trail.transition) {
             self.announce(id, transition, &request.action, self.inner.clock.now_ms());
         }
         let code = (response.decision == WireDecision::Deny)
@@ -595,7 +594,12 @@ impl PolicyHost {
                 .await
             {
                 Ok(true) => {
-                    self.announce(&request.token_id, c.transition, &c.action, self.inner.clock.now_ms());
+                    self.announce(
+                        &request.token_id,
+                        c.transition,
+                        &c.action,
+                        self.inner.clock.now_ms(),
+                    );
                     None
                 }
                 Ok(false) => Some(format!(

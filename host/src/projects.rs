@@ -60,13 +60,17 @@ pub(crate) fn merge_saved(config: &mut Value, dir: &Path, policy: &str) -> Resul
     let fail = |what: String| Error::Config(format!("policy `{policy}`: `projects_dir`: {what}"));
     let ids = projects(dir).map_err(|e| fail(format!("cannot read `{}`: {e}", dir.display())))?;
     let Some(config) = config.as_object_mut() else {
-        return Err(fail("the policy's configuration is not a JSON object".into()));
+        return Err(fail(
+            "the policy's configuration is not a JSON object".into(),
+        ));
     };
     let projects = config
         .entry(KEY)
         .or_insert_with(|| Value::Object(Map::new()));
     let Some(projects) = projects.as_object_mut() else {
-        return Err(fail(format!("the configuration's `{KEY}` is not an object")));
+        return Err(fail(format!(
+            "the configuration's `{KEY}` is not an object"
+        )));
     };
     for id in ids {
         let path = dir.join(&id).join(PERMISSIONS_FILE);

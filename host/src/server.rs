@@ -436,11 +436,7 @@ impl Connection {
                     Request::Watch(_) => ("watch", None),
                     Request::Decide(_) => ("local.exec", None),
                 };
-                Response::Manage(
-                    self.host
-                        .refusal(action, token_id, operator, refused)
-                        .await,
-                )
+                Response::Manage(self.host.refusal(action, token_id, operator, refused).await)
             }
             (Role::Management { governance }, Ok(Request::Decide(_))) => {
                 Response::Manage(ManageResponse::new(

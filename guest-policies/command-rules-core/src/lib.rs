@@ -27,12 +27,12 @@ pub use shell::{Script, SimpleCommand, Word, decompose};
 
 use command::{Analysis, Inner, analyze, analyze_words};
 use forms::Form;
+/// The allow path's parser (the strict sub-language), shared with the SDK.
+use gavel_shell as strict;
+pub(crate) use gavel_shell::{elide, elide_to};
 use paths::Anchors;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-pub(crate) use gavel_shell::{elide, elide_to};
-/// The allow path's parser (the strict sub-language), shared with the SDK.
-use gavel_shell as strict;
 use strict::{Dialect, StrictCommand, StrictWord};
 
 /// How deeply wrappers and `sh -c` scripts are followed before giving up (fail-closed).
