@@ -937,10 +937,14 @@ impl PolicyHost {
         let since = self.inner.lapsed_until_ms.swap(now, Ordering::Relaxed);
         if since > 0 && since < now && self.inner.events.watched() {
             // Live at `since`, past expiry now: they lapsed in between, undecided or unused.
-            for t in self.inner.store.live(since).await? {
-                if t.expires_at_ms <= now {
-                    self.announce(&t.id, "expired", &t.action, t.expires_at_ms);
+            // Announcing is best effort: a store that cannot list does not stop the pruning.
+            match self.inner.store.live(since).await {
+                Ok(live) => {
+                    for t in live.iter().filter(|t| t.expires_at_ms <= now) {
+                        self.announce(&t.id, "expired", &t.action, t.expires_at_ms);
+                    }
                 }
+                Err(e) => tracing::warn!("cannot list the tokens that lapsed: {e}"),
             }
         }
         self.inner.store.prune(now, self.inner.token_grace_ms).await
