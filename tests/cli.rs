@@ -547,3 +547,221 @@ fn builtins_and_completions() {
         );
     }
 }
+
+/// Wait until `request` (sent with `--config gavel.toml` in `d`) is answered with `decision`.
+fn answered(d: &Path, request: &str, decision: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = run(d, &["request", request, "--config", "gavel.toml"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let answer: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        if answer["decision"] == decision || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn exec(executable: &str, args: &[&str]) -> String {
+    serde_json::json!({"action": "local.exec", "executable": executable, "args": args,
+        "sandbox_id": "sbx", "session_id": "s", "profile": "web", "hitl_mode": "async_token"})
+    .to_string()
+}
+
+#[test]
+fn saved_project_rules_take_effect_without_a_restart_under_the_global_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("gavel.toml"),
+        r#"
+socket = "exec.sock"
+management_socket = "manage.sock"
+audit_log = "audit.jsonl"
+watch_ms = 50
+
+[store]
+kind = "memory"
+
+[[policy]]
+name = "rules"
+builtin = "command-rules"
+config = { global = { deny = ["run_command(rm *)"] } }
+projects_dir = "projects"
+"#,
+    )
+    .unwrap();
+    let server = serve(d);
+    let build = exec("npm", &["run", "build"]);
+    let asked = answered(d, &build, "pending_hitl");
+    assert_eq!(asked["decision"], "pending_hitl", "{asked}");
+    let token = asked["approval_token"].as_str().unwrap();
+
+    // The operator finds the suggestion on the token and saves it for project `web` (the
+    // request's profile).
+    let o = run(
+        d,
+        &["token", "show", token, "--json", "--config", "gavel.toml"],
+    );
+    let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rule = shown["token"]["suggestions"][0][0]["rule"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{shown}"))
+        .to_owned();
+    for rule in [rule.as_str(), "run_command(rm *)"] {
+        let o = run(
+            d,
+            &[
+                "allow-for-project",
+                "--project-dir",
+                "projects",
+                "--project",
+                "web",
+                rule,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // Picked up by the running server: the same command is now allowed.
+    let allowed = answered(d, &build, "allow");
+    assert_eq!(allowed["decision"], "allow", "{allowed}");
+    // A project's allow never lifts a global deny.
+    let rm = answered(d, &exec("rm", &["-rf", "x"]), "deny");
+    assert_eq!(rm["decision"], "deny", "{rm}");
+    // Another project has no saved rules: still asked.
+    let other = exec("npm", &["run", "build"]).replace("\"web\"", "\"api\"");
+    assert_eq!(
+        answered(d, &other, "pending_hitl")["decision"],
+        "pending_hitl"
+    );
+
+    // An agent approving its own request on the governance socket: refused, and audited.
+    let approve = serde_json::json!({"action": "local.exec.approve", "token_id": token});
+    let o = run(
+        d,
+        &["request", &approve.to_string(), "--socket", "exec.sock"],
+    );
+    let refused: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(refused["outcome"], "unsupported_action", "{refused}");
+    drop(server);
+    let audit = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    let record: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["action"] == "local.exec.approve")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(record["verdict"], "unsupported_action", "{record}");
+    assert_eq!(record["token_id"], token, "{record}");
+    assert!(record["peer_uid"].is_u64(), "{record}");
+}
+
+/// A running `gavel token watch`: its stdout lines arrive on a channel.
+struct Watching {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Watching {
+    fn start(d: &Path, json: bool) -> Self {
+        let mut cmd = gavel(d);
+        cmd.args(["token", "watch", "--config", "gavel.toml"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Subscribed once it says so: events before that are not its to see.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        assert!(first.starts_with("watching token events"), "{first}");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn next(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an event line")
+    }
+}
+
+#[test]
+fn token_watch_streams_a_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("gavel.toml"), CONFIG).unwrap();
+    let server = serve(d);
+    let json = Watching::start(d, true);
+    let human = Watching::start(d, false);
+
+    let o = run(d, &["request", REQUEST, "--config", "gavel.toml"]);
+    let pending: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let token = pending["approval_token"].as_str().unwrap();
+    let o = run(
+        d,
+        &["token", "approve", "--yes", token, "--config", "gavel.toml"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut retry: Value = serde_json::from_str(REQUEST).unwrap();
+    retry["approval_token"] = token.into();
+    let o = run(
+        d,
+        &["request", &retry.to_string(), "--config", "gavel.toml"],
+    );
+    assert!(
+        stdout(&o).contains(r#""decision":"allow""#),
+        "{}",
+        stdout(&o)
+    );
+
+    for kind in ["issued", "approved", "consumed"] {
+        let line = json.next();
+        let event: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["kind"], kind, "{line}");
+        assert_eq!(event["token_id"], token, "{line}");
+        assert_eq!(event["session_id"], "s", "{line}");
+        assert_eq!(event["sandbox_id"], "sbx", "{line}");
+        assert_eq!(event["summary"], "make deploy", "{line}");
+        assert!(event["time_ms"].is_u64(), "{line}");
+
+        // `2026-11-29T08:01:02Z  issued    ID  make deploy  (session s, sandbox sbx)`
+        let line = human.next();
+        let (time, rest) = line.split_once("  ").unwrap();
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && &time[10..11] == "T",
+            "{line}"
+        );
+        assert!(rest.starts_with(kind) && rest.contains(token), "{line}");
+        assert!(
+            rest.ends_with("make deploy  (session s, sandbox sbx)"),
+            "{line}"
+        );
+    }
+
+    // Watching is management: the governance socket refuses it while management has its own.
+    let o = run(
+        d,
+        &["request", r#"{"action":"watch"}"#, "--socket", "exec.sock"],
+    );
+    assert!(stdout(&o).contains("unsupported_action"), "{}", stdout(&o));
+    drop(server);
+}

@@ -115,6 +115,43 @@ async fn expiry_grace_window_and_pruning() {
 }
 
 #[tokio::test]
+async fn token_events_announce_every_change_of_state() {
+    use gavel_host::events::{Received, TokenEventKind as Kind};
+    let h = harness(&config(vec![default_action("pending_hitl")]));
+    let mut watcher = h.host.events().subscribe();
+    h.host.prune().await.unwrap(); // the first prune only marks where lapses are counted from
+    let mut next =
+        async || match tokio::time::timeout(std::time::Duration::from_secs(5), watcher.recv())
+            .await
+            .unwrap()
+        {
+            Received::Event(e) => (e.kind, e.token_id, e.time_ms),
+            other => panic!("{other:?}"),
+        };
+
+    let req = exec("ls", &["-la"]);
+    let revoked = h.issue(&req).await;
+    h.manage("local.exec.revoke", &revoked).await;
+    let lapsing = h.issue(&req).await;
+    assert_eq!(next().await, (Kind::Issued, revoked.clone(), START));
+    assert_eq!(next().await, (Kind::Revoked, revoked, START));
+    assert_eq!(next().await, (Kind::Issued, lapsing.clone(), START));
+
+    // Undecided past its expiry: the next prune announces it, at the time it lapsed.
+    h.clock.advance(300_001);
+    h.host.prune().await.unwrap();
+    assert_eq!(next().await, (Kind::Expired, lapsing, START + 300_000));
+
+    let token = h.issue(&req).await;
+    h.manage("local.exec.approve", &token).await;
+    h.decide(&with(req, "approval_token", json!(token))).await;
+    let now = START + 300_001;
+    assert_eq!(next().await, (Kind::Issued, token.clone(), now));
+    assert_eq!(next().await, (Kind::Approved, token.clone(), now));
+    assert_eq!(next().await, (Kind::Consumed, token, now));
+}
+
+#[tokio::test]
 async fn an_approved_token_past_expiry_is_expired() {
     let h = harness(&config(vec![default_action("pending_hitl")]));
     let req = exec("ls", &[]);

@@ -47,9 +47,43 @@ fn new_build_test_end_to_end() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim().lines().last(),
-        Some("3 passed, 0 failed")
+        Some("6 passed, 0 failed")
     );
     eprintln!("gavel new -> build -> test took {:?}", started.elapsed());
+
+    // The template decomposes command lines with the SDK's sound shell parser: `ls && rm -rf x`
+    // is judged as two programs (denied, `rm` being denied), and what it cannot decompose asks;
+    // neither is allowed as "`ls`".
+    let requests = dir.path().join("requests.jsonl");
+    let line = |arg: &str| {
+        serde_json::json!({"action": "tool.call", "tool": "run_command", "arg": arg,
+            "sandbox_id": "sbx", "session_id": "s"})
+        .to_string()
+    };
+    std::fs::write(
+        &requests,
+        [line("ls && rm -rf x"), line("ls `rm -rf x`")].join("\n") + "\n",
+    )
+    .unwrap();
+    let o = gavel(
+        &[
+            "eval",
+            "--policy",
+            "lint-guard/lint-guard.wasm",
+            "--policy-config",
+            r#"{"deny": ["rm"]}"#,
+            "--request",
+            "requests.jsonl",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let answers: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers[0]["decision"], "deny", "{answers:?}");
+    assert_eq!(answers[1]["decision"], "pending_hitl", "{answers:?}");
 
     let o = gavel(
         &["inspect", "--json", "lint-guard/lint-guard.wasm"],
@@ -84,7 +118,7 @@ fn new_build_test_end_to_end() {
         out.contains("FAIL") && out.contains("ls is allowed: expected decision deny, got allow"),
         "{out}"
     );
-    assert_eq!(out.trim().lines().last(), Some("2 passed, 1 failed"));
+    assert_eq!(out.trim().lines().last(), Some("5 passed, 1 failed"));
     let o = gavel(
         &["test", "--filter", "rm", "--json", "lint-guard/fixtures"],
         dir.path(),
@@ -126,7 +160,7 @@ fn new_build_test_end_to_end() {
     );
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim().lines().last(),
-        Some("2 passed, 1 failed")
+        Some("5 passed, 1 failed")
     );
 }
 

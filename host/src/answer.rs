@@ -2,6 +2,7 @@
 //! the metrics and the wire answer are made from. Built once by the flows; read by
 //! `records` (audit) and `wire` (the answer line). Free of wire types, so both can draw on it.
 
+use crate::action::Action;
 use crate::decision::{DenyCode, EffectClass, FailureKind, RiskClass, Suggestion, Verdict};
 use crate::tokens::{Outcome, Token, TokenState};
 use std::sync::Arc;
@@ -123,7 +124,7 @@ impl Decided {
 }
 
 /// A token state change an operator asked for, decided but not yet applied.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Change {
     /// The state the token was read in (the compare of the compare-and-set).
     pub(crate) from: TokenState,
@@ -131,6 +132,8 @@ pub(crate) struct Change {
     pub(crate) to: TokenState,
     /// As audit records name it.
     pub(crate) transition: Transition,
+    /// The token's request, for the event announcing the change.
+    pub(crate) action: Action,
 }
 
 /// The answer to an approve or revoke.

@@ -291,6 +291,11 @@ pub struct PolicySpec {
     /// A JSON file holding the policy's configuration instead.
     #[serde(default)]
     pub config_file: Option<PathBuf>,
+    /// A directory of saved project rules (`gavel allow-for-project` writes them): each
+    /// `ID/permissions.json` in it is merged into the configuration as `projects.ID`, at load
+    /// and on every reload.
+    #[serde(default)]
+    pub projects_dir: Option<PathBuf>,
     /// Overrides of `[limits]` for this policy.
     #[serde(default)]
     pub limits: PolicyLimits,
@@ -315,6 +320,7 @@ impl PolicySpec {
             sha256: None,
             config: None,
             config_file: None,
+            projects_dir: None,
             limits: PolicyLimits::default(),
             wasi: false,
             unknown_actions: UnknownActions::Deny,
@@ -398,14 +404,17 @@ impl PolicySpec {
         Ok(bytes)
     }
 
-    /// The configuration as JSON text (`{}` when none is set).
+    /// The configuration as JSON text (`{}` when none is set), with the saved project rules of
+    /// `projects_dir` merged in.
     pub(crate) fn config_json(&self) -> Result<String, Error> {
-        match (&self.config, &self.config_file) {
-            (Some(_), Some(_)) => Err(Error::config(format!(
-                "policy `{}` sets both `config` and `config_file`; keep one",
-                self.name
-            ))),
-            (Some(value), None) => Ok(value.to_string()),
+        let mut value = match (&self.config, &self.config_file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(format!(
+                    "policy `{}` sets both `config` and `config_file`; keep one",
+                    self.name
+                )));
+            }
+            (Some(value), None) => value.clone(),
             (None, Some(path)) => {
                 let text = read_file(path).map_err(|e| {
                     Error::policy(
@@ -414,17 +423,20 @@ impl PolicySpec {
                         format!("policy `{}`: `config_file`: {e}", self.name),
                     )
                 })?;
-                let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                serde_json::from_slice(&text).map_err(|e| {
                     Error::config(format!(
                         "policy `{}`: `{}` is not JSON: {e}",
                         self.name,
                         path.display()
                     ))
-                })?;
-                Ok(value.to_string())
+                })?
             }
-            (None, None) => Ok("{}".to_owned()),
+            (None, None) => serde_json::Value::Object(serde_json::Map::new()),
+        };
+        if let Some(dir) = &self.projects_dir {
+            crate::projects::merge_saved(&mut value, dir, &self.name)?;
         }
+        Ok(value.to_string())
     }
 
     /// The effective limits: `[limits]` with this policy's overrides.
@@ -486,15 +498,25 @@ impl HostConfig {
             if let Some(p) = &mut policy.config_file {
                 resolve(p);
             }
+            if let Some(p) = &mut policy.projects_dir {
+                resolve(p);
+            }
         }
     }
 
-    /// Every file the chain is built from: policy components and configuration files.
+    /// Every file the chain is built from: policy components, configuration files, and the
+    /// projects directories with their saved rules.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         self.policies
             .iter()
-            .flat_map(|p| p.path.iter().chain(p.config_file.iter()))
-            .cloned()
+            .flat_map(|p| {
+                let saved = p.projects_dir.as_deref().map(crate::projects::watched);
+                p.path
+                    .iter()
+                    .chain(p.config_file.iter())
+                    .cloned()
+                    .chain(saved.into_iter().flatten())
+            })
             .collect()
     }
 

@@ -5,9 +5,10 @@
 //! token to the store, which applies the contract's rules atomically. An operator's approve or
 //! revoke is first put to every policy's `manage` hook, then applied by the store. Every answer
 //! is counted in the metrics and, when an audit log is configured, recorded before it is given.
+//! A token's change of state is announced on the [`EventBus`] from here too, once recorded.
 
 use crate::action::Action;
-use crate::answer::{Decided, Queried, outcome_name};
+use crate::answer::{Decided, Managed, Queried, Transition, outcome_name};
 use crate::audit::{AuditFailure, AuditLog};
 use crate::chain::{Chain, PolicyInfo};
 use crate::clock::{Clock, SystemClock};
@@ -15,6 +16,7 @@ use crate::config::HostConfig;
 use crate::decision::DenyCode;
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::events::{EventBus, TokenEvent, Watcher};
 use crate::flow::{self, Context};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Share};
@@ -22,8 +24,9 @@ use crate::records;
 use crate::tokens::{self, Operation, Outcome, Token, TokenStore};
 use crate::wire::{
     self, DecideRequest, DecideResponse, ManageRequest, ManageResponse, Query, QueryRequest,
-    QueryResponse, Request, Response,
+    QueryResponse, Request, Response, WatchRequest,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -48,6 +51,11 @@ struct Inner {
     redact_args: bool,
     /// The share of callers that bring none of their own (interceptors, embedders).
     common_share: Share,
+    /// Where token state changes are published for watchers.
+    events: EventBus,
+    /// When `prune` last looked for tokens that lapsed (0: never), so each lapse is announced
+    /// once.
+    lapsed_until_ms: AtomicU64,
 }
 
 /// Who sent a request, when the transport knows.
@@ -115,6 +123,8 @@ impl HostBuilder<'_> {
                 token_grace_ms: config.token_grace_ms,
                 redact_args: config.audit_redact_args,
                 common_share: Share::default(),
+                events: EventBus::default(),
+                lapsed_until_ms: AtomicU64::new(0),
             }),
         })
     }
@@ -205,6 +215,11 @@ impl PolicyHost {
             Request::Decide(r) => Response::Decide(self.decide_on(&r, operator, share).await.0),
             Request::Manage(r) => Response::Manage(self.manage(&r, operator).await),
             Request::Query(q) => Response::Query(Box::new(self.query_as(&q, operator).await)),
+            // One answer per request here: a stream of events needs a socket connection.
+            Request::Watch(_) => Response::Manage(ManageResponse::new(
+                Outcome::UnsupportedAction,
+                "`watch` streams events over a socket connection (`gavel token watch`)",
+            )),
         }
     }
 
@@ -262,6 +277,11 @@ impl PolicyHost {
                 };
             }
         }
+        // Recorded (or no log is kept): announce the token's change. An answer the log could
+        // not take was replaced above by a deny that changed nothing.
+        if let (Some(id), Some(transition)) = (&answer.token_id, answer.transition) {
+            self.announce(id, transition, &request.action, inner.cx.clock.now_ms());
+        }
         let code = answer.deny_code();
         let verdict = answer.verdict_name();
         // A retry is decided by its token, not by a policy.
@@ -297,7 +317,7 @@ impl PolicyHost {
         };
         let audit = inner.audit.as_ref();
         if let Some(audit) = audit {
-            let transition = answer.change.map(|c| c.transition.as_str());
+            let transition = answer.change.as_ref().map(|c| c.transition.as_str());
             let now = inner.cx.clock.now_ms();
             let record = records.record(answer.outcome, answer.reason.as_deref(), transition, now);
             if let Err(e) = audit.record(&record).await
@@ -317,6 +337,11 @@ impl PolicyHost {
             let record = records.record(answer.outcome, answer.reason.as_deref(), None, now);
             let _ = audit.record(&record).await;
         }
+        // Recorded and applied: announce it (a refusal carries no change).
+        if let Some(c) = &answer.change {
+            let now = inner.cx.clock.now_ms();
+            self.announce(&request.token_id, c.transition, &c.action, now);
+        }
         inner
             .metrics
             .management(action, outcome_name(answer.outcome));
@@ -334,32 +359,80 @@ impl PolicyHost {
             Query::List => ("local.exec.list", None),
             Query::Show(id) => ("local.exec.show", Some(id.as_str())),
         };
-        let mut answer = Queried::refused(Outcome::Unauthorized, Some(refusal.reason().to_owned()));
+        let refused = Managed::refused(Outcome::Unauthorized, refusal.reason());
+        let refused = self.refusal(action, token_id, operator, refused).await;
+        let answer = Queried::refused(refused.outcome, refused.reason);
         let (chain, now) = (self.chain(), inner.cx.clock.now_ms());
+        let (current, redact) = (chain.chain_digest(), inner.redact_args);
+        wire::render_query(answer, |t| records::approval(t, now, current, redact))
+    }
+
+    /// Record a management request refused before it reached the tokens (unauthorized, or
+    /// sent to the governance socket when management has its own), and count it. When the
+    /// record cannot be written in `deny` mode the answer says so, still refusing.
+    async fn refusal(
+        &self,
+        action: &str,
+        token_id: Option<&str>,
+        operator: Operator,
+        answer: Managed,
+    ) -> Managed {
+        let inner = &self.inner;
+        let mut answer = answer;
         if let Some(audit) = &inner.audit {
+            let chain = self.chain();
             let records = records::Management {
                 action,
                 token_id,
                 chain: &chain,
                 peer_uid: operator.uid,
             };
+            let now = inner.cx.clock.now_ms();
             let record = records.record(answer.outcome, answer.reason.as_deref(), None, now);
             if let Err(e) = audit.record(&record).await
                 && audit.mode() == AuditFailure::Deny
             {
-                answer = Queried::refused(
+                answer = Managed::refused(
                     Outcome::Denied,
-                    Some(format!(
-                        "the refusal could not be audited ({e}); the request was unauthorized"
-                    )),
+                    format!(
+                        "the refusal could not be audited ({e}); the request was refused: {}",
+                        answer.reason.as_deref().unwrap_or_default()
+                    ),
                 );
             }
         }
         inner
             .metrics
             .management(action, outcome_name(answer.outcome));
-        let (current, redact) = (chain.chain_digest(), inner.redact_args);
-        wire::render_query(answer, |t| records::approval(t, now, current, redact))
+        answer
+    }
+
+    /// Refuse a management request (approve, revoke, list, show, watch) with `outcome` and
+    /// `reason` without looking at it further, audited and counted: the governance socket's
+    /// answer when management has a socket of its own, so an agent that tries to approve its
+    /// own request leaves a trace.
+    pub(crate) async fn refuse(
+        &self,
+        request: &Request,
+        operator: Operator,
+        outcome: Outcome,
+        reason: String,
+    ) -> Response {
+        let (action, token_id) = match request {
+            Request::Manage(m) => match m.operation {
+                Operation::Approve => ("local.exec.approve", Some(m.token_id.as_str())),
+                Operation::Revoke => ("local.exec.revoke", Some(m.token_id.as_str())),
+            },
+            Request::Query(q) => match &q.query {
+                Query::List => ("local.exec.list", None),
+                Query::Show(id) => ("local.exec.show", Some(id.as_str())),
+            },
+            Request::Watch(_) => ("watch", None),
+            Request::Decide(d) => (d.action.kind(), None),
+        };
+        let answer = Managed::refused(outcome, reason);
+        let answer = self.refusal(action, token_id, operator, answer).await;
+        Response::Manage(wire::render_management(answer))
     }
 
     /// Answer `local.exec.list` or `local.exec.show` for an in-process caller (no management
@@ -372,12 +445,59 @@ impl PolicyHost {
         wire::render_query(answer, |t| records::approval(t, now, current, redact))
     }
 
-    /// Forget tokens past their expiry by more than the grace window.
+    /// Forget tokens past their expiry by more than the grace window. While anyone watches
+    /// token events, first announce the tokens that lapsed since the last call (so an expiry
+    /// is announced at most one prune interval late).
     pub async fn prune(&self) -> Result<usize, tokens::StoreError> {
-        let cx = &self.inner.cx;
-        cx.store
-            .prune(cx.clock.now_ms(), self.inner.token_grace_ms)
-            .await
+        let (cx, inner) = (&self.inner.cx, &self.inner);
+        let now = cx.clock.now_ms();
+        let since = inner.lapsed_until_ms.swap(now, Ordering::Relaxed);
+        if since > 0 && since < now && inner.events.watched() {
+            // Live at `since`, past expiry now: they lapsed in between, undecided or unused.
+            // Announcing is best effort: a store that cannot list does not stop the pruning.
+            match cx.store.live(since).await {
+                Ok(live) => {
+                    for t in live.iter().filter(|t| t.expires_at_ms <= now) {
+                        self.announce(&t.id, Transition::Expired, &t.action, t.expires_at_ms);
+                    }
+                }
+                Err(e) => tracing::warn!("cannot list the tokens that lapsed: {e}"),
+            }
+        }
+        cx.store.prune(now, inner.token_grace_ms).await
+    }
+
+    /// Token events: issued, approved, revoked, consumed, expired.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Start watching token events for a client over a socket: refused (and audited) without
+    /// the management token when one is configured.
+    pub(crate) async fn watch(
+        &self,
+        request: &WatchRequest,
+        operator: Operator,
+    ) -> Result<Watcher, ManageResponse> {
+        match crate::auth::check(
+            self.inner.cx.management_token.as_ref(),
+            request.management_token.as_ref(),
+        ) {
+            Ok(()) => Ok(self.inner.events.subscribe()),
+            Err(refusal) => {
+                let refused = Managed::refused(Outcome::Unauthorized, refusal.reason());
+                let refused = self.refusal("watch", None, operator, refused).await;
+                Err(wire::render_management(refused))
+            }
+        }
+    }
+
+    /// Publish that token `id`, issued for `action`, made `transition` at `time_ms`. Called
+    /// only here, once the answer that made the change is recorded (or by `prune`).
+    fn announce(&self, id: &str, transition: Transition, action: &Action, time_ms: u64) {
+        let event: TokenEvent =
+            records::event(id, transition, action, time_ms, self.inner.redact_args);
+        self.inner.events.publish(event);
     }
 
     /// How many tokens are pending and approved, without loading them (for metrics).

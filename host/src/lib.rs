@@ -49,7 +49,11 @@
 //!   versions of `interface.rs` (bindings private in `bindings.rs`).
 //! - **Where a token changes state:** only in [`tokens`]: `issue` creates it, [`tokens::redeem`]
 //!   and [`tokens::apply`] are the contract's table, which every [`tokens::TokenStore`] calls
-//!   under its own lock or transaction.
+//!   under its own lock or transaction. The change is announced on the [`events`] bus by the
+//!   host alone, from the answer, once it is recorded (lapsed tokens: by
+//!   [`PolicyHost::prune`]); `events.rs` is a leaf.
+//! - **Saved project rules:** `projects.rs` merges a policy's `projects_dir` into its
+//!   configuration (`config.rs` asks it, and watches what it lists).
 //! - **Vocabulary** every layer shares, importing nothing above it: `action.rs` (the actions),
 //!   `decision.rs` (verdicts, classes, suggestions, [`PolicyRef`], [`DenyCode`](intercept::DenyCode),
 //!   [`FailureKind`]), `denial.rs`, `clock.rs`, `error.rs`; `config.rs` parses and validates.
@@ -68,6 +72,7 @@ mod decision;
 mod denial;
 mod engine;
 mod error;
+pub mod events;
 pub mod files;
 mod flow;
 mod host;
@@ -79,6 +84,7 @@ mod normalize;
 pub mod permissions;
 mod policy;
 mod pool;
+mod projects;
 mod records;
 mod redact;
 pub mod server;

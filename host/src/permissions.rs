@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The file a project's rules live in.
-pub const PERMISSIONS_FILE: &str = "permissions.json";
+pub use crate::projects::PERMISSIONS_FILE;
 
 /// Merge `add` into `<project_dir>[/<project>]/permissions.json` and return the merged rules.
 /// Every rule is checked first; an invalid one is refused by name and nothing is written. A

@@ -388,6 +388,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(most.load(Ordering::SeqCst) <= 2 + EXPRESS_SLOTS as u64);
         let state = pool.lock();
-        assert_eq!((state.busy, state.express_busy), (0, 0), "every slot came back");
+        assert_eq!(
+            (state.busy, state.express_busy),
+            (0, 0),
+            "every slot came back"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! request, and the approval record an operator sees of a token. Secrets are masked here.
 
 use crate::action::Action;
-use crate::answer::{Decided, outcome_name};
+use crate::answer::{Decided, Transition, outcome_name};
 use crate::audit::AuditRecord;
 use crate::chain::Chain;
+use crate::events::{TokenEvent, TokenEventKind};
 use crate::tokens::{Outcome, Token, TokenState};
 use crate::wire::{ApprovalRecord, DecideRequest};
 
@@ -76,6 +77,31 @@ impl Management<'_> {
             peer_uid: self.peer_uid,
             ..AuditRecord::default()
         }
+    }
+}
+
+/// The event announcing that token `token_id`, issued for `action`, made `transition` at
+/// `time_ms`. The summary is masked as in the audit log.
+pub(crate) fn event(
+    token_id: &str,
+    transition: Transition,
+    action: &Action,
+    time_ms: u64,
+    redact_args: bool,
+) -> TokenEvent {
+    TokenEvent {
+        token_id: token_id.to_owned(),
+        kind: match transition {
+            Transition::Issued => TokenEventKind::Issued,
+            Transition::Approved => TokenEventKind::Approved,
+            Transition::Revoked => TokenEventKind::Revoked,
+            Transition::Consumed => TokenEventKind::Consumed,
+            Transition::Expired => TokenEventKind::Expired,
+        },
+        time_ms,
+        session_id: action.session_id().into(),
+        sandbox_id: action.sandbox_id().into(),
+        summary: summary(action, redact_args),
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::config::HostConfig;
 use crate::error::Error;
+use crate::events::{Received, Watcher};
 use crate::host::{Operator, PolicyHost};
 use crate::tokens::Outcome;
 use crate::wire::{self, Line, ManageResponse, Request, Response};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
@@ -330,54 +332,99 @@ impl Connection {
                 // idle timeout.
                 return;
             }
-            let mut out = self.answer(&line).await.to_line();
-            out.push('\n');
-            // A client that does not read fills its socket buffer and then this write blocks:
-            // bound it, and on shutdown give it at most the rest of that bound.
-            let deadline = tokio::time::Instant::now() + self.write_timeout;
-            let written = write.write_all(out.as_bytes());
-            tokio::pin!(written);
-            let (written, stopping) = tokio::select! {
-                biased;
-                w = tokio::time::timeout_at(deadline, &mut written) => (w, false),
-                _ = self.stop.recv() => (tokio::time::timeout_at(deadline, &mut written).await, true),
-            };
-            match written {
-                Ok(Ok(())) if !stopping => {}
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => {
-                    tracing::debug!("write failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        uid = self.uid,
-                        "closing a connection that did not read its answer within {} ms",
-                        self.write_timeout.as_millis()
-                    );
-                    return;
-                }
+            let (answer, watcher) = self.answer(&line).await;
+            if !self.send(&mut write, answer.to_line()).await {
+                return;
+            }
+            if let Some(watcher) = watcher {
+                return self.stream(watcher, &mut reader, &mut write).await;
             }
         }
     }
 
-    async fn answer(&self, line: &[u8]) -> Response {
+    /// Write one answer line. `false` when the connection must end: the write failed, the
+    /// client did not read it in time, or the server is stopping.
+    async fn send(&mut self, write: &mut OwnedWriteHalf, mut out: String) -> bool {
+        out.push('\n');
+        // A client that does not read fills its socket buffer and then this write blocks:
+        // bound it, and on shutdown give it at most the rest of that bound.
+        let deadline = tokio::time::Instant::now() + self.write_timeout;
+        let written = write.write_all(out.as_bytes());
+        tokio::pin!(written);
+        let (written, stopping) = tokio::select! {
+            biased;
+            w = tokio::time::timeout_at(deadline, &mut written) => (w, false),
+            _ = self.stop.recv() => (tokio::time::timeout_at(deadline, &mut written).await, true),
+        };
+        match written {
+            Ok(Ok(())) => !stopping,
+            Ok(Err(e)) => {
+                tracing::debug!("write failed: {e}");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    uid = self.uid,
+                    "closing a connection that did not read its answer within {} ms",
+                    self.write_timeout.as_millis()
+                );
+                false
+            }
+        }
+    }
+
+    /// Stream token events, one line each, until the client closes (or sends anything: a
+    /// watching connection takes no more requests) or the server stops. A watcher that falls
+    /// behind gets a `{"kind":"lagged","missed":N}` line; one that stops reading is
+    /// disconnected after the write timeout. Neither slows anyone else.
+    async fn stream(
+        &mut self,
+        mut watcher: Watcher,
+        reader: &mut BufReader<OwnedReadHalf>,
+        write: &mut OwnedWriteHalf,
+    ) {
+        use tokio::io::AsyncBufReadExt;
+        loop {
+            let line = tokio::select! {
+                received = watcher.recv() => match received {
+                    Received::Event(event) => serde_json::to_string(&event).ok(),
+                    Received::Lagged(missed) => {
+                        Some(serde_json::json!({"kind": "lagged", "missed": missed}).to_string())
+                    }
+                    Received::Closed => return,
+                },
+                _ = reader.fill_buf() => return,
+                _ = self.stop.recv() => return,
+            };
+            if let Some(line) = line
+                && !self.send(write, line).await
+            {
+                return;
+            }
+        }
+    }
+
+    async fn answer(&self, line: &[u8]) -> (Response, Option<Watcher>) {
         let operator = Operator {
             uid: Some(self.uid),
         };
-        match (&self.role, wire::parse_request(line)) {
+        let response = match (&self.role, wire::parse_request(line)) {
             (
                 Role::Governance {
                     management_elsewhere: Some(path),
                 },
-                Ok(Request::Manage(_) | Request::Query(_)),
-            ) => Response::Manage(ManageResponse::new(
-                Outcome::UnsupportedAction,
-                format!(
+                Ok(request @ (Request::Manage(_) | Request::Query(_) | Request::Watch(_))),
+            ) => {
+                // Refused, and audited: an agent that reaches the launcher's socket and tries
+                // to approve itself leaves a trace.
+                let reason = format!(
                     "management requests go to the management socket `{}`, not this one",
                     path.display()
-                ),
-            )),
+                );
+                self.host
+                    .refuse(&request, operator, Outcome::UnsupportedAction, reason)
+                    .await
+            }
             (Role::Management { governance }, Ok(Request::Decide(_))) => {
                 Response::Manage(ManageResponse::new(
                     Outcome::UnsupportedAction,
@@ -387,13 +434,26 @@ impl Connection {
                     ),
                 ))
             }
+            (_, Ok(Request::Watch(w))) => {
+                return match self.host.watch(&w, operator).await {
+                    Ok(watcher) => {
+                        let ok = ManageResponse {
+                            outcome: Outcome::Ok,
+                            reason: Some("watching token events, one line each".into()),
+                        };
+                        (Response::Manage(ok), Some(watcher))
+                    }
+                    Err(refused) => (Response::Manage(refused), None),
+                };
+            }
             (_, Ok(request)) => {
                 self.host
                     .handle_shared(request, operator, &self.share)
                     .await
             }
             (_, Err(e)) => e.response_to(line),
-        }
+        };
+        (response, None)
     }
 }
 

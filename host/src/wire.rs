@@ -51,6 +51,13 @@ impl From<Query> for QueryRequest {
     }
 }
 
+/// A request to stream token events (Gavel addition: `{"action": "watch"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRequest {
+    /// The operator's management token, when the client sent one.
+    pub management_token: Option<crate::auth::ManagementToken>,
+}
+
 /// A management query (Gavel addition): list live tokens, or show one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
@@ -73,6 +80,8 @@ pub enum Request {
     Manage(ManageRequest),
     /// `local.exec.list` or `local.exec.show`.
     Query(QueryRequest),
+    /// `watch`: the connection becomes a stream of token events, one line each.
+    Watch(WatchRequest),
 }
 
 /// Why a line is not a request; each maps to the answer the contract prescribes.
@@ -489,7 +498,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         }
         Request::Query(QueryRequest {
             query: Query::List, ..
-        }) => {}
+        })
+        | Request::Watch(_) => {}
     }
     Ok(request)
 }
@@ -610,6 +620,14 @@ fn parse_line(line: &[u8]) -> Result<Request, RequestError> {
             })?;
             Ok(Request::Query(QueryRequest {
                 query: Query::List,
+                management_token: l.management_token,
+            }))
+        }
+        "watch" => {
+            let l: ListLine = serde_json::from_slice(line).map_err(|e| {
+                RequestError::UnsupportedManagement(format!("malformed {action} request: {e}"))
+            })?;
+            Ok(Request::Watch(WatchRequest {
                 management_token: l.management_token,
             }))
         }

@@ -3,7 +3,7 @@
 //! program (`awk *`) does not allow those forms: the rule must name the form itself.
 
 use crate::command::{INTERPRETERS, SHELLS, base_name};
-use crate::strict::StrictWord;
+use gavel_shell::StrictWord;
 
 /// What the allowing rule must say for this command to be allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]

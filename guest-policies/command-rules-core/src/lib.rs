@@ -19,7 +19,6 @@ mod forms;
 mod paths;
 mod rule;
 mod shell;
-mod strict;
 mod suggest;
 
 pub use paths::{is_sensitive, normalize};
@@ -28,6 +27,9 @@ pub use shell::{Script, SimpleCommand, Word, decompose};
 
 use command::{Analysis, Inner, analyze, analyze_words};
 use forms::Form;
+/// The allow path's parser (the strict sub-language), shared with the SDK.
+use gavel_shell as strict;
+pub(crate) use gavel_shell::{elide, elide_to};
 use paths::Anchors;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -36,31 +38,9 @@ use strict::{Dialect, StrictCommand, StrictWord};
 /// How deeply wrappers and `sh -c` scripts are followed before giving up (fail-closed).
 const MAX_UNWRAP: usize = 16;
 
-/// Commands longer than this (in characters) are quoted in reasons by their first and last part.
-const QUOTE_LIMIT: usize = 160;
-/// What is kept of a long command: this many characters at the start ...
-const QUOTE_HEAD: usize = 100;
-/// ... and this many at the end.
-const QUOTE_TAIL: usize = 40;
 /// A whole reason is never longer than this many characters (a safety net: the host refuses
 /// reasons over 4 KiB, and a long allowed command must never be denied for its reason).
 const REASON_LIMIT: usize = 1000;
-
-/// `text`, or its first and last part and how much was cut between them: reasons never quote
-/// unbounded input.
-pub(crate) fn elide(text: &str) -> String {
-    elide_to(text, QUOTE_LIMIT, QUOTE_HEAD, QUOTE_TAIL)
-}
-
-fn elide_to(text: &str, limit: usize, head: usize, tail: usize) -> String {
-    let n = text.chars().count();
-    if n <= limit {
-        return text.to_owned();
-    }
-    let first: String = text.chars().take(head).collect();
-    let last: String = text.chars().skip(n - tail).collect();
-    format!("{first}…[{} characters cut]…{last}", n - head - tail)
-}
 
 /// Shell builtins: looked up before `PATH`, and most of them change what later commands do.
 const BUILTINS: &[&str] = &[

@@ -22,6 +22,9 @@
 //! `Policy::Config` and builds the policy then, so a bad configuration is reported when the policy
 //! loads and no decision parses JSON. With the `manage` feature the policy also exports the
 //! `manage` hook (world `policy`); without it, the world is `decide-policy`.
+//!
+//! A policy that judges command lines decomposes them with [`shell`] (see the `gavel new`
+//! template): a command is allowed only when every simple command in it is.
 
 #[cfg(feature = "manage")]
 wit_bindgen::generate!({
@@ -53,6 +56,13 @@ pub use gavel::policy::types::{
     ManagementRequest, ManagementVerdict, PolicyError, RiskClass, Suggestion, SuggestionGroup,
     TokenInfo, TokenState, ToolCall, Upgrade, Verdict,
 };
+
+/// The sound shell decomposition `builtin:command-rules` uses: [`shell::parse`] reads a command
+/// line in a strict sub-language of bash and yields its simple commands exactly as bash would
+/// run them, or refuses it with a reason. Judge every command it yields; when it refuses, ask a
+/// human rather than allow (never split a command line on its first word: that allows
+/// `ls && rm -rf x` as `ls`).
+pub use gavel_shell as shell;
 
 /// Write a line to the host's log.
 pub fn log(level: LogLevel, message: &str) {

@@ -59,7 +59,7 @@ pub(crate) async fn veto(
     let outcome = tokens::apply(&mut after, request.operation, now);
     // A change of state is applied even when the answer is a refusal: a token found past its
     // expiry is marked expired.
-    let change = (after.state != token.state).then_some(Change {
+    let change = (after.state != token.state).then(|| Change {
         from: token.state,
         to: after.state,
         transition: match after.state {
@@ -67,6 +67,7 @@ pub(crate) async fn veto(
             TokenState::Revoked => Transition::Revoked,
             _ => Transition::Approved,
         },
+        action: token.action.clone(),
     });
     Managed {
         outcome,
@@ -78,7 +79,7 @@ pub(crate) async fn veto(
 /// Apply the change `answer` decided on token `id`. When the token changed meanwhile, or the
 /// store fails, the answer becomes a refusal and `false` is returned: nothing was changed.
 pub(crate) async fn apply(cx: &Context, id: &str, answer: &mut Managed) -> bool {
-    let Some(c) = answer.change else {
+    let Some(c) = &answer.change else {
         return true;
     };
     let conflict = match cx.store.set_state_if(id, c.from, c.to).await {

@@ -172,7 +172,7 @@ mod tests {
         )
         .await;
         assert_eq!(approved.outcome, Outcome::Ok);
-        let change = approved.change.unwrap();
+        let change = approved.change.clone().unwrap();
         assert_eq!(
             (change.from, change.to),
             (TokenState::Pending, TokenState::Approved)
@@ -185,7 +185,7 @@ mod tests {
 
         // Applying the same change again finds the token changed: a refusal, nothing changed.
         let mut stale = approved.clone();
-        stale.change = Some(change);
+        stale.change = Some(change.clone());
         assert!(!manage::apply(&cx, &id, &mut stale).await);
         assert_eq!(stale.outcome, Outcome::Denied);
         assert!(stale.reason.unwrap().contains("changed while"));

@@ -32,6 +32,11 @@ fn socket_path(g: &Globals, management: bool) -> anyhow::Result<PathBuf> {
 
 /// Send one line, read one line.
 fn exchange(path: &Path, line: &str) -> anyhow::Result<String> {
+    Ok(open(path, line)?.0)
+}
+
+/// Send one line and read the answer line; the connection stays open for more (a watch).
+fn open(path: &Path, line: &str) -> anyhow::Result<(String, BufReader<UnixStream>)> {
     let mut stream = UnixStream::connect(path).with_context(|| {
         format!(
             "cannot connect to `{}`; is `gavel serve` running there?",
@@ -42,7 +47,8 @@ fn exchange(path: &Path, line: &str) -> anyhow::Result<String> {
     stream.write_all(line.as_bytes())?;
     stream.write_all(b"\n")?;
     let mut answer = String::new();
-    BufReader::new(stream)
+    let mut reader = BufReader::new(stream);
+    reader
         .read_line(&mut answer)
         .with_context(|| format!("no answer from `{}`", path.display()))?;
     if answer.is_empty() {
@@ -51,7 +57,7 @@ fn exchange(path: &Path, line: &str) -> anyhow::Result<String> {
             path.display()
         );
     }
-    Ok(answer.trim_end().to_owned())
+    Ok((answer.trim_end().to_owned(), reader))
 }
 
 #[derive(clap::Args)]
@@ -131,6 +137,9 @@ enum TokenCommand {
     },
     /// Revoke a token.
     Revoke { token: String },
+    /// Stream token events (issued, approved, revoked, consumed, expired) as they happen, one
+    /// line each, until interrupted.
+    Watch,
 }
 
 /// Ask the server (with the management token, when there is one) and parse its answer.
@@ -139,19 +148,90 @@ fn ask(
     request: &Value,
     secret: Option<&gavel_host::ManagementToken>,
 ) -> anyhow::Result<(String, Value)> {
+    let (answer, _) = ask_open(socket, request, secret)?;
+    Ok(answer)
+}
+
+/// As [`ask`], keeping the connection open.
+fn ask_open(
+    socket: &Path,
+    request: &Value,
+    secret: Option<&gavel_host::ManagementToken>,
+) -> anyhow::Result<((String, Value), BufReader<UnixStream>)> {
     let mut request = request.clone();
     if let Some(secret) = secret {
         request["management_token"] = Value::String(secret.expose().to_owned());
     }
-    let answer = exchange(socket, &request.to_string())?;
+    let (answer, reader) = open(socket, &request.to_string())?;
     let v: Value = serde_json::from_str(&answer)
         .with_context(|| format!("the server answered something that is not JSON: {answer}"))?;
-    Ok((answer, v))
+    Ok(((answer, v), reader))
+}
+
+/// `gavel token watch`: one line per token event until the server closes the stream; the
+/// server's JSON lines as they are with `--json`.
+fn watch(
+    socket: &Path,
+    secret: Option<&gavel_host::ManagementToken>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ((_, v), mut reader) = ask_open(socket, &json!({"action": "watch"}), secret)?;
+    if v["outcome"] != "ok" {
+        return refused(&v, json);
+    }
+    // Events come when they come: no read timeout from here on.
+    reader.get_ref().set_read_timeout(None)?;
+    eprintln!(
+        "watching token events on {} (interrupt to stop)",
+        socket.display()
+    );
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading events from `{}`", socket.display()))?
+            == 0
+        {
+            eprintln!("the server closed the stream");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let line = line.trim_end();
+        if json {
+            println!("{line}");
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(event) => println!("{}", event_line(&event)),
+            Err(_) => println!("{line}"),
+        }
+    }
+}
+
+/// An event as one human line: `2026-11-29T08:01:02Z  approved  ID  make deploy  (session s, sandbox sbx)`.
+fn event_line(event: &Value) -> String {
+    let kind = event["kind"].as_str().unwrap_or("?");
+    if kind == "lagged" {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        return format!(
+            "{now}  lagged    {} events missed: this watcher fell behind",
+            event["missed"]
+        );
+    }
+    format!(
+        "{}  {kind:<8}  {}  {}  (session {}, sandbox {})",
+        event["time_ms"].as_u64().map_or_else(String::new, time),
+        event["token_id"].as_str().unwrap_or(""),
+        event["summary"].as_str().unwrap_or(""),
+        event["session_id"].as_str().unwrap_or(""),
+        event["sandbox_id"].as_str().unwrap_or("")
+    )
 }
 
 pub(crate) fn token(args: TokenArgs, g: &Globals) -> anyhow::Result<ExitCode> {
     let socket = socket_path(g, true)?;
     let secret = management_token(&args, g)?;
+
     if let TokenCommand::Approve { token, yes } = &args.command {
         // Show what is being approved; an approval is a decision a human should see made.
         let (_, shown) = ask(
@@ -176,6 +256,7 @@ pub(crate) fn token(args: TokenArgs, g: &Globals) -> anyhow::Result<ExitCode> {
             json!({"action": "local.exec.approve", "token_id": token})
         }
         TokenCommand::Revoke { token } => json!({"action": "local.exec.revoke", "token_id": token}),
+        TokenCommand::Watch => return watch(&socket, secret.as_ref(), g.json),
     };
     let (answer, v) = ask(&socket, &request, secret.as_ref())?;
     if v["outcome"] != "ok" {
@@ -189,6 +270,7 @@ pub(crate) fn token(args: TokenArgs, g: &Globals) -> anyhow::Result<ExitCode> {
             TokenCommand::Show { .. } => print_record(&v["token"]),
             TokenCommand::Approve { token, .. } => println!("approved {token}"),
             TokenCommand::Revoke { token } => println!("revoked {token}"),
+            TokenCommand::Watch => {}
         }
     }
     Ok(ExitCode::SUCCESS)

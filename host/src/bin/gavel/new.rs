@@ -19,6 +19,11 @@ const SDK_LIB: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../guest-policies/sdk/src/lib.rs"
 ));
+/// The SDK's shell decomposition (`gavel_policy_sdk::shell`), vendored likewise.
+const SHELL_LIB: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../guest-policies/shell/src/lib.rs"
+));
 const WIT: &[(&str, &str)] = &[
     (
         "types.wit",
@@ -93,6 +98,8 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
             "sdk/src/lib.rs".into(),
             SDK_LIB.replace("../../wit/0.2.0", "wit/0.2.0"),
         ),
+        ("shell/Cargo.toml".into(), SHELL_TOML.into()),
+        ("shell/src/lib.rs".into(), SHELL_LIB.into()),
     ]
     .into_iter()
     .chain(
@@ -167,16 +174,26 @@ edition = "2024"
 manage = []
 
 [dependencies]
+gavel-shell = { path = "../shell" }
 wit-bindgen = { version = "0.61", default-features = false, features = ["macros", "realloc", "std"] }
 serde = { version = "1", default-features = false, features = ["derive", "alloc"] }
 serde_json = { version = "1", default-features = false, features = ["alloc"] }
 "#;
 
+const SHELL_TOML: &str = r#"[package]
+name = "gavel-shell"
+description = "A sound shell decomposition (vendored by `gavel new`)"
+version = "0.1.0"
+edition = "2024"
+"#;
+
 const POLICY: &str = r#"//! A Gavel policy. `gavel build` turns it into a component; `gavel test fixtures` checks it.
 //!
 //! Configuration (JSON): `{"deny": ["rm", ...], "ask": ["sudo", ...]}`: programs to deny and to
-//! ask a human about; everything else is allowed.
+//! ask a human about; everything else is allowed. A command line is judged by every program in
+//! it, and one the shell parser cannot decompose asks.
 
+use gavel_policy_sdk::shell::{self, Dialect};
 use gavel_policy_sdk::{Action, Decision, Policy, PolicyError};
 use serde::Deserialize;
 
@@ -193,15 +210,40 @@ struct MyPolicy {
     config: Config,
 }
 
-/// The program a request would run: the executable's base name, or a tool call's first word;
-/// `None` for network actions (HTTP, CONNECT, upgrade), which this policy leaves to others.
-fn program(action: &Action) -> Option<String> {
-    let first = match action {
-        Action::LocalExec(e) => e.executable.as_str(),
-        Action::ToolCall(t) => t.arg.split_whitespace().next().unwrap_or(""),
+/// A program's base name: `/bin/rm` is `rm`.
+fn base(program: &str) -> &str {
+    program.rsplit('/').next().unwrap_or(program)
+}
+
+/// The programs a request would run, by base name; `None` for network actions (HTTP, CONNECT,
+/// upgrade), which this policy leaves to others. A command line (a tool call's, or the script
+/// of `sh -c` / `bash -c`) is decomposed by the SDK's sound shell parser, so `ls && rm -rf x`
+/// runs `ls` and `rm`; one it cannot decompose (`ls $(rm x)`) is `Err` with the reason, and
+/// must be asked about, never allowed.
+fn programs(action: &Action) -> Option<Result<Vec<String>, String>> {
+    let (script, dialect) = match action {
+        Action::LocalExec(e) => match (base(&e.executable), e.args.as_slice()) {
+            ("bash", [flag, script, ..]) if flag == "-c" => (script.as_str(), Dialect::Bash),
+            ("sh", [flag, script, ..]) if flag == "-c" => (script.as_str(), Dialect::Posix),
+            (program, _) => return Some(Ok(vec![program.to_owned()])),
+        },
+        Action::ToolCall(t) => (t.arg.as_str(), Dialect::Bash),
         Action::HttpRequest(_) | Action::Connect(_) | Action::Upgrade(_) => return None,
     };
-    Some(first.rsplit('/').next().unwrap_or(first).to_owned())
+    let commands = match shell::parse(script, dialect) {
+        Ok(commands) => commands,
+        Err(why) => return Some(Err(why)),
+    };
+    Some(
+        commands
+            .iter()
+            .map(|command| match command.words.first() {
+                Some(w) if !w.expands && !w.glob => Ok(base(&w.text).to_owned()),
+                Some(w) => Err(format!("bash computes the program `{}`", w.text)),
+                None => Err("a command without a program".to_owned()),
+            })
+            .collect(),
+    )
 }
 
 impl Policy for MyPolicy {
@@ -212,16 +254,22 @@ impl Policy for MyPolicy {
     }
 
     fn decide(&self, action: &Action) -> Result<Decision, PolicyError> {
-        let Some(program) = program(action) else {
-            return Ok(Decision::abstain(format!("`{}` is not a command", action.kind())));
+        let programs = match programs(action) {
+            None => return Ok(Decision::abstain(format!("`{}` is not a command", action.kind()))),
+            Some(Err(why)) => {
+                return Ok(Decision::ask(format!("the command cannot be decomposed ({why}); a human must look"))
+                    .with_rule("ask:not-decomposable".to_owned()));
+            }
+            Some(Ok(programs)) => programs,
         };
-        if self.config.deny.contains(&program) {
+        // Every program the command runs is judged: one denied denies it all.
+        if let Some(program) = programs.iter().find(|p| self.config.deny.contains(p)) {
             return Ok(Decision::deny(format!("`{program}` is denied")).with_rule(format!("deny:{program}")));
         }
-        if self.config.ask.contains(&program) {
+        if let Some(program) = programs.iter().find(|p| self.config.ask.contains(p)) {
             return Ok(Decision::ask(format!("`{program}` needs a human")).with_rule(format!("ask:{program}")));
         }
-        Ok(Decision::allow(format!("`{program}` is allowed")))
+        Ok(Decision::allow(format!("`{}` is allowed", programs.join("`, `"))))
     }
 }
 
@@ -240,6 +288,15 @@ fn fixture(name: &str) -> String {
     {{"name": "rm is denied",
      "request": {{"action": "local.exec", "executable": "/bin/rm", "args": ["-rf", "x"], "sandbox_id": "sbx", "session_id": "s", "profile": "p", "hitl_mode": "async_token"}},
      "expect": {{"decision": "deny", "reason": "is denied", "rule": "deny:rm"}}}},
+    {{"name": "a command line is judged by every program in it",
+     "request": {{"action": "tool.call", "tool": "run_command", "arg": "ls && rm -rf x", "sandbox_id": "sbx", "session_id": "s"}},
+     "expect": {{"decision": "deny", "rule": "deny:rm"}}}},
+    {{"name": "so is a shell's script",
+     "request": {{"action": "local.exec", "executable": "/bin/bash", "args": ["-c", "ls; rm -rf x"], "sandbox_id": "sbx", "session_id": "s", "profile": "p", "hitl_mode": "async_token"}},
+     "expect": {{"decision": "deny", "rule": "deny:rm"}}}},
+    {{"name": "a command line that cannot be decomposed asks",
+     "request": {{"action": "tool.call", "tool": "run_command", "arg": "ls $(rm -rf x)", "sandbox_id": "sbx", "session_id": "s"}},
+     "expect": {{"decision": "pending_hitl", "rule": "ask:not-decomposable"}}}},
     {{"name": "sudo asks, an operator approves, the retry runs once",
      "steps": [
        {{"request": {{"action": "tool.call", "tool": "run_command", "arg": "sudo ls", "sandbox_id": "sbx", "session_id": "s"}},

@@ -1,37 +1,76 @@
-//! The allow path's parser: a strict sub-language of bash that is read exactly as bash reads it.
+//! A sound shell decomposition: a strict sub-language of bash that is read exactly as bash
+//! reads it. `builtin:command-rules` judges commands with it, and policy authors get it from
+//! the SDK as `gavel_policy_sdk::shell`.
 //!
-//! The general lexer in `shell.rs` tries to follow everything bash accepts, and every place it is
-//! slightly wrong used to be a way past the rules. This parser does the opposite: it accepts only
+//! A general shell lexer tries to follow everything bash accepts, and every place it is
+//! slightly wrong is a way past the rules. This parser does the opposite: it accepts only
 //! a small grammar (written down in `docs/command-rules.md`) whose every construct has one
-//! reading in bash, and refuses everything else with a reason. A command is allowed only when it
-//! parses here and every simple command it yields is allowed as written; a refusal here costs a
-//! prompt, never an allow. The bash-differential test (`examples/bash_differential.rs`) holds the
-//! two readings side by side.
+//! reading in bash, and refuses everything else with a reason. Use it so: allow a command only
+//! when it parses here and every simple command it yields is allowed as written; when it does
+//! not parse, ask a human (a refusal here costs a prompt, never an allow). Splitting on the
+//! first word instead allows `ls && rm -rf x` as "`ls`".
+//!
+//! ```
+//! use gavel_shell::{Dialect, parse};
+//!
+//! let commands = parse("ls -la && rm -rf x", Dialect::Bash).unwrap();
+//! let programs: Vec<&str> = commands.iter().map(|c| c.words[0].text.as_str()).collect();
+//! assert_eq!(programs, ["ls", "rm"]);
+//! assert!(parse("ls $(rm -rf x)", Dialect::Bash).is_err()); // not decomposable: ask
+//! ```
+//!
+//! No dependencies, so `gavel new` can vendor it next to the SDK. The bash-differential test
+//! (`command-rules-core/examples/bash_differential.rs`) holds this reading and bash's side by
+//! side.
+
+/// Quoted input longer than this (in characters) is shown by its first and last part.
+const QUOTE_LIMIT: usize = 160;
+/// What is kept of long input: this many characters at the start ...
+const QUOTE_HEAD: usize = 100;
+/// ... and this many at the end.
+const QUOTE_TAIL: usize = 40;
+
+/// `text`, or its first and last part and how much was cut between them, so that reasons
+/// never quote unbounded input.
+pub fn elide(text: &str) -> String {
+    elide_to(text, QUOTE_LIMIT, QUOTE_HEAD, QUOTE_TAIL)
+}
+
+/// As [`elide`], keeping `head` and `tail` characters of a text over `limit`.
+pub fn elide_to(text: &str, limit: usize, head: usize, tail: usize) -> String {
+    let n = text.chars().count();
+    if n <= limit {
+        return text.to_owned();
+    }
+    let first: String = text.chars().take(head).collect();
+    let last: String = text.chars().skip(n - tail).collect();
+    format!("{first}…[{} characters cut]…{last}", n - head - tail)
+}
 
 /// One word of the sub-language, quotes removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StrictWord {
+pub struct StrictWord {
     /// The word with quotes and escapes removed; a `$NAME` or `${NAME}` expansion is kept as
     /// written.
-    pub(crate) text: String,
+    pub text: String,
     /// Holds a plain variable expansion (`$NAME`, `${NAME}`): bash computes part of it.
-    pub(crate) expands: bool,
+    pub expands: bool,
     /// Holds an unquoted `*` or `?`: bash may replace it by file names.
-    pub(crate) glob: bool,
+    pub glob: bool,
 }
 
 /// One simple command of the sub-language.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct StrictCommand {
+pub struct StrictCommand {
     /// The words, program first.
-    pub(crate) words: Vec<StrictWord>,
+    pub words: Vec<StrictWord>,
     /// Files read by `< FILE` redirections.
-    pub(crate) inputs: Vec<String>,
+    pub inputs: Vec<String>,
 }
 
 /// Which shell reads the text: bash, or a POSIX `sh` (dash), which lacks `|&` and `&>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
+pub enum Dialect {
     /// GNU bash.
     Bash,
     /// A POSIX shell (`sh`, `dash`).
@@ -48,7 +87,7 @@ const RESERVED: &[&str] = &[
 const MAX_DEPTH: usize = 32;
 
 /// Parse `source` as the sub-language; the simple commands it runs, or why it is outside.
-pub(crate) fn parse(source: &str, dialect: Dialect) -> Result<Vec<StrictCommand>, String> {
+pub fn parse(source: &str, dialect: Dialect) -> Result<Vec<StrictCommand>, String> {
     if let Some(c) = source
         .chars()
         .find(|&c| c.is_control() && c != '\n' && c != '\t')
@@ -340,7 +379,7 @@ impl Parser {
         }
         if first == '>' {
             if target.text != "/dev/null" {
-                return Err(format!("writes the file `{}`", crate::elide(&target.text)));
+                return Err(format!("writes the file `{}`", elide(&target.text)));
             }
         } else {
             cmd.inputs.push(target.text);
