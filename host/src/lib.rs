@@ -25,6 +25,7 @@
 //! Where things happen: a request enters at [`PolicyHost::handle_line`] (parsed by
 //! [`wire::parse_request`]); policies run in `policy.rs` (one instance pool per policy, chained
 //! in `chain.rs`); tokens change state only in [`tokens::redeem`] and [`tokens::apply`].
+//! [`Sidecar`] runs all of it behind the sockets, as `gavel serve` does.
 
 mod action;
 pub mod audit;
@@ -50,6 +51,7 @@ mod policy;
 mod pool;
 mod redact;
 pub mod server;
+mod sidecar;
 pub mod tokens;
 pub mod wire;
 
@@ -67,6 +69,7 @@ pub use inspect::{Inspection, inspect};
 pub use interface::{InterfaceVersion, UnknownActions};
 pub use metrics::Metrics;
 pub use policy::{Isolation, Limits, World};
+pub use sidecar::{Sidecar, shutdown_signal};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
