@@ -236,10 +236,76 @@ fn store_line(config: &HostConfig) -> String {
     }
 }
 
-/// Size and modification time of a file, to notice changes without a file watcher.
+/// Size and modification time of a file: what tells a change from an open or a touch of a
+/// neighbour.
 fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Watches the directories of the configuration and policy files (a file replaced by rename,
+/// as editors and `cp` do, keeps being seen) and wakes the reload loop, debounced by
+/// `watch_ms`. Whether a watched file really changed is then decided by its stamp: opening a
+/// file, or a write to another file in the same directory, is an event but not a change.
+struct Watcher {
+    /// The debouncer; dropping it stops its thread and the watches.
+    debouncer: notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    /// The directories watched now, replaced when a reload names other files.
+    dirs: Vec<PathBuf>,
+}
+
+impl Watcher {
+    /// A watcher that pokes `wake` at most once per `debounce` while files change.
+    fn new(
+        debounce: Duration,
+        wake: tokio::sync::mpsc::Sender<()>,
+    ) -> Result<Self, notify_debouncer_mini::notify::Error> {
+        let debouncer = notify_debouncer_mini::new_debouncer(
+            debounce,
+            move |events: notify_debouncer_mini::DebounceEventResult| {
+                if let Err(e) = &events {
+                    tracing::warn!("watching the policy files: {e}");
+                }
+                // A full channel already holds a wake-up: one is enough.
+                let _ = wake.try_send(());
+            },
+        )?;
+        Ok(Self {
+            debouncer,
+            dirs: Vec::new(),
+        })
+    }
+
+    /// Watch the directories that hold `files`, and only those; whether that changed them.
+    fn watch(&mut self, files: &[PathBuf]) -> bool {
+        use notify_debouncer_mini::notify::RecursiveMode;
+        let mut dirs: Vec<PathBuf> = files
+            .iter()
+            .map(|f| match f.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+                _ => PathBuf::from("."),
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        if dirs == self.dirs {
+            return false;
+        }
+        let watcher = self.debouncer.watcher();
+        for dir in &self.dirs {
+            let _ = watcher.unwatch(dir);
+        }
+        for dir in &dirs {
+            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(
+                    "cannot watch `{}` for changes (SIGHUP still reloads): {e}",
+                    dir.display()
+                );
+            }
+        }
+        self.dirs = dirs;
+        true
+    }
 }
 
 /// Reload the chain on SIGHUP, and when the configuration or a policy file changes.
@@ -260,17 +326,26 @@ async fn reload_loop(
             .chain(config.watched_files())
             .collect()
     };
-    let mut watched: Vec<(PathBuf, Option<(u64, SystemTime)>)> = files(&config)
-        .into_iter()
-        .map(|p| (p.clone(), stamp(&p)))
-        .collect();
-    let poll = Duration::from_millis(config.watch_ms.max(1));
-    let watching = config.watch_ms > 0;
-    let mut tick = tokio::time::interval(poll);
+    let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watcher = match config.watch_ms {
+        0 => None,
+        ms => match Watcher::new(Duration::from_millis(ms), wake.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch the policy files (SIGHUP still reloads): {e}");
+                None
+            }
+        },
+    };
+    // Watching starts before the first stamps are taken, so no change falls between them.
+    if let Some(w) = &mut watcher {
+        w.watch(&files(&config));
+    }
+    let mut watched = snapshot(files(&config), None);
     loop {
         let why = tokio::select! {
             _ = hup.recv() => "SIGHUP",
-            _ = tick.tick(), if watching => {
+            Some(()) = woken.recv() => {
                 if watched.iter().all(|(p, s)| stamp(p) == *s) {
                     continue;
                 }
@@ -280,7 +355,7 @@ async fn reload_loop(
         };
         // Stamp every file before it is read, so that a change landing while this reload runs
         // (a policy file still being copied, the configuration written a moment later) is
-        // seen at the next tick and reloaded again, never folded into a stale snapshot.
+        // seen at the next event and reloaded again, never folded into a stale snapshot.
         let config_stamp = config_path.as_deref().map(stamp);
         let next = match &config_path {
             Some(path) => match HostConfig::from_file(path) {
@@ -309,6 +384,12 @@ async fn reload_loop(
         }
         // Watch the files the attempted configuration names, as they were before the attempt:
         // a failed reload is retried when one of them changes again, not in a loop.
+        if let Some(w) = &mut watcher
+            && w.watch(&files(&next))
+        {
+            // A file in a newly watched directory may have changed before its watch began.
+            let _ = wake.try_send(());
+        }
         config = next;
         watched = stamped;
     }
