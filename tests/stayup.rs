@@ -217,7 +217,7 @@ async fn pending_tokens_are_bounded_per_session_and_in_all() {
 async fn secret_shapes_are_masked_in_approval_records() {
     let corpus: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/secret_shapes.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/secret_shapes.json"),
         )
         .unwrap(),
     )

@@ -46,7 +46,6 @@ pub mod intercept;
 mod interface;
 mod metrics;
 mod normalize;
-pub mod permissions;
 mod policy;
 mod pool;
 mod redact;

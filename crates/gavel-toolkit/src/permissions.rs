@@ -1,12 +1,27 @@
 //! A project's saved rules (`permissions.json`): merged append-only, without duplicates, and
 //! written atomically through a directory handle that cannot be escaped.
 
-use crate::error::Error;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use command_rules_core::{Rule, Rules};
 use std::io::Write;
 use std::path::Path;
+
+/// Why a project's rules were not merged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule or the project id is invalid; the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A file could not be read or written.
+    #[error("cannot access `{}`: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
 
 /// The file a project's rules live in.
 pub const PERMISSIONS_FILE: &str = "permissions.json";
