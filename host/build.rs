@@ -29,8 +29,6 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed={}", guests.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rustc-env=GAVEL_GUEST_DIR={}", components.display());
-    // The same directory for dependents' build scripts (the `gavel` package's tests).
-    println!("cargo::metadata=guest_dir={}", components.display());
 
     ensure_wasm_target()?;
     let target_dir = out_dir.join("guest-target");

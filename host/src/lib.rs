@@ -70,6 +70,11 @@ pub use metrics::Metrics;
 pub use policy::{Isolation, Limits, World};
 pub use sidecar::{Sidecar, shutdown_signal};
 
+/// Where the build script put the guest components, test guests included: for this
+/// workspace's integration tests (`crates/gavel-cli`), not an API.
+#[doc(hidden)]
+pub const GUEST_DIR: &str = env!("GAVEL_GUEST_DIR");
+
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
