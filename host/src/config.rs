@@ -70,8 +70,8 @@ pub struct HostConfig {
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     #[serde(default)]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// How often `gavel serve` checks the configuration and policy files for changes, in ms
-    /// (0: only on SIGHUP).
+    /// How long `gavel serve` lets the configuration and policy files settle after a change
+    /// before it reloads, in ms (0: reload only on SIGHUP).
     #[serde(default = "defaults::watch_ms")]
     pub watch_ms: u64,
     /// How long an issued approval token stays usable.

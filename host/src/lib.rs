@@ -52,6 +52,8 @@
 //!   under its own lock or transaction. The change is announced on the [`events`] bus by the
 //!   host alone, from the answer, once it is recorded (lapsed tokens: by
 //!   [`PolicyHost::prune`]); `events.rs` is a leaf.
+//! - **The whole sidecar:** [`Sidecar`] (`sidecar.rs`) runs the host behind the sockets with
+//!   the store, audit writer, metrics endpoint and hot reload, as `gavel serve` does.
 //! - **Saved project rules:** `projects.rs` merges a policy's `projects_dir` into its
 //!   configuration (`config.rs` asks it, and watches what it lists).
 //! - **Vocabulary** every layer shares, importing nothing above it: `action.rs` (the actions),
@@ -81,13 +83,13 @@ pub mod intercept;
 mod interface;
 mod metrics;
 mod normalize;
-pub mod permissions;
 mod policy;
 mod pool;
 mod projects;
 mod records;
 mod redact;
 pub mod server;
+mod sidecar;
 pub mod tokens;
 pub mod wire;
 
@@ -107,7 +109,14 @@ pub use inspect::{Inspection, inspect};
 pub use interface::{InterfaceVersion, UnknownActions};
 pub use metrics::Metrics;
 pub use policy::{Isolation, Limits, World};
+pub use projects::PERMISSIONS_FILE;
+pub use sidecar::{Sidecar, shutdown_signal};
 pub use tokens::{StoreConfig, StoreKind};
+
+/// Where the build script put the guest components, test guests included: for this
+/// workspace's integration tests (`crates/gavel-cli`), not an API.
+#[doc(hidden)]
+pub const GUEST_DIR: &str = env!("GAVEL_GUEST_DIR");
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

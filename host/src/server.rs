@@ -486,8 +486,13 @@ pub async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpL
         .map_err(|e| Error::config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
 }
 
+/// How long a metrics client may take to send its request headers, and then to take the whole
+/// exchange: a scraper that stalls loses its connection instead of holding a task forever.
+const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const METRICS_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serve `GET /metrics` and `GET /healthz` (`200 ok` while the server runs) on a bound
-/// listener until `stop` fires.
+/// listener until `stop` fires; HTTP/1.1 by hyper, one request per connection.
 pub async fn serve_metrics_on(
     host: PolicyHost,
     listener: tokio::net::TcpListener,
@@ -499,8 +504,12 @@ pub async fn serve_metrics_on(
             tracing::warn!("{warning}");
         }
     }
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(false)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(METRICS_HEADER_TIMEOUT);
     loop {
-        let (mut stream, _) = tokio::select! {
+        let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(_) => continue,
@@ -508,46 +517,50 @@ pub async fn serve_metrics_on(
             _ = stop.recv() => return,
         };
         let host = host.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let host = host.clone();
+            async move { Ok::<_, std::convert::Infallible>(metrics_response(&host, &request).await) }
+        });
+        let exchange = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut request = Vec::with_capacity(1024);
-            let mut chunk = [0u8; 1024];
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => request.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
+            if let Ok(Err(e)) = tokio::time::timeout(METRICS_EXCHANGE_TIMEOUT, exchange).await {
+                tracing::debug!("metrics connection: {e}");
             }
-            let response = if request.starts_with(b"GET /metrics ")
-                || request.starts_with(b"GET /metrics?")
-            {
-                // Counted by the store (one query on its read connection), never by loading
-                // every live token.
-                if let Ok(counts) = host.token_counts().await {
-                    host.metrics().set_tokens(
-                        i64::try_from(counts.pending).unwrap_or(i64::MAX),
-                        i64::try_from(counts.approved).unwrap_or(i64::MAX),
-                    );
-                }
-                let body = host.metrics().encode();
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else if request.starts_with(b"GET /healthz ") {
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n"
-                    .to_owned()
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    .to_owned()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
         });
     }
+}
+
+/// The answer to one metrics-endpoint request.
+async fn metrics_response<B>(
+    host: &PolicyHost,
+    request: &hyper::Request<B>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => {
+            // Counted by the store (one query on its read connection), never by loading
+            // every live token.
+            if let Ok(counts) = host.token_counts().await {
+                host.metrics().set_tokens(
+                    i64::try_from(counts.pending).unwrap_or(i64::MAX),
+                    i64::try_from(counts.approved).unwrap_or(i64::MAX),
+                );
+            }
+            (
+                hyper::StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                host.metrics().encode(),
+            )
+        }
+        (&hyper::Method::GET, "/healthz") => {
+            (hyper::StatusCode::OK, "text/plain", "ok\n".to_owned())
+        }
+        _ => (hyper::StatusCode::NOT_FOUND, "text/plain", String::new()),
+    };
+    let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Where build.rs put the guest components.
 pub fn guest(name: &str) -> PathBuf {
-    PathBuf::from(env!("GAVEL_GUEST_DIR")).join(format!("{name}.wasm"))
+    PathBuf::from(gavel_host::GUEST_DIR).join(format!("{name}.wasm"))
 }
 
 /// A `misbehave` policy spec with the given configuration.
@@ -135,12 +135,24 @@ pub fn rss_kib() -> u64 {
 
 /// Start `gavel serve --config CONFIG` and wait for its "listening on" banner.
 pub fn spawn_serve(config: &std::path::Path) -> std::process::Child {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+    spawn_until_listening(serve_command(config))
+}
+
+/// `gavel serve --config CONFIG`, its stderr discarded, not started yet.
+pub fn serve_command(config: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"));
+    command
         .args(["serve", "--config"])
         .arg(config)
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// Spawn `command` (a `gavel serve`, however started) and wait for its "listening on" banner.
+pub fn spawn_until_listening(mut command: std::process::Command) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut banner = String::new();
@@ -149,4 +161,23 @@ pub fn spawn_serve(config: &std::path::Path) -> std::process::Child {
         .unwrap();
     assert!(banner.contains("listening on"), "{banner}");
     child
+}
+
+/// Run a bound server on the current runtime until the returned sender fires (or drops).
+pub fn run_in_background(
+    server: gavel_host::server::Server,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, task)
 }

@@ -8,7 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use gavel_host::intercept::{
@@ -66,7 +66,8 @@ fn http_request() -> HttpRequest {
 }
 
 fn frozen(file: &str) -> PolicySpec {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/policies");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/policies");
     PolicySpec::file(dir.join(file))
 }
 

@@ -4,25 +4,11 @@
 use anyhow::{Context, bail};
 use gavel_host::componentize::{componentize, meta_from_cargo_toml};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-
-#[derive(clap::Args)]
-pub(crate) struct BuildArgs {
-    /// A policy crate directory (default `.`), or a `.wasm` core module or component.
-    path: Option<PathBuf>,
-    /// Where to write the component (default: `CRATE/NAME.wasm`, or `FILE.component.wasm`).
-    #[arg(long, short)]
-    out: Option<PathBuf>,
-}
-
-pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    build(args.path.unwrap_or_else(|| PathBuf::from(".")), args.out)?;
-    Ok(ExitCode::SUCCESS)
-}
+use std::process::Command;
 
 /// Build `path` (a crate directory or a `.wasm` file) into a component at `out` (or the
 /// default place), and say whether this host loads it.
-pub(crate) fn build(path: PathBuf, out: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn build(path: PathBuf, out: Option<PathBuf>) -> anyhow::Result<()> {
     let (bytes, meta, default_out) = if path.is_dir() {
         build_crate(&path)?
     } else if path.extension().is_some_and(|e| e == "wasm") {
@@ -68,7 +54,7 @@ pub(crate) fn build(path: PathBuf, out: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// The component `gavel build DIR` writes for a policy crate: `DIR/NAME.wasm`.
-pub(crate) fn crate_output(dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn crate_output(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("cannot read `{}`", manifest.display()))?;

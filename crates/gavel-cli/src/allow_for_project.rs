@@ -30,7 +30,7 @@ pub(crate) fn run(args: AllowArgs) -> anyhow::Result<ExitCode> {
         allow: args.rules,
         ..Rules::default()
     };
-    let merged = gavel_host::permissions::allow_for_project(
+    let merged = gavel_toolkit::permissions::allow_for_project(
         &args.project_dir,
         args.project.as_deref(),
         &add,
@@ -39,7 +39,7 @@ pub(crate) fn run(args: AllowArgs) -> anyhow::Result<ExitCode> {
         Some(id) => args.project_dir.join(id),
         None => args.project_dir.clone(),
     }
-    .join(gavel_host::permissions::PERMISSIONS_FILE);
+    .join(gavel_toolkit::permissions::PERMISSIONS_FILE);
     println!(
         "{} allow rules saved in {}",
         merged.allow.len(),

@@ -39,17 +39,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-#[derive(clap::Args)]
-pub(crate) struct TestArgs {
-    /// Fixture files, or directories of them (`*.json`). Default, inside a policy crate:
+/// What `gavel test` runs.
+pub struct TestArgs {
+    /// Fixture files, or directories of them (`*.json`). Empty, inside a policy crate:
     /// rebuild it if its sources changed, then run `fixtures/`.
-    paths: Vec<PathBuf>,
+    pub paths: Vec<PathBuf>,
     /// Run only cases whose name contains this.
-    #[arg(long)]
-    filter: Option<String>,
+    pub filter: Option<String>,
     /// Print every case, passed or failed.
-    #[arg(long, short)]
-    verbose: bool,
+    pub verbose: bool,
 }
 
 /// A fixture file.
@@ -113,7 +111,9 @@ struct Tally {
     configured: Vec<(String, Vec<String>)>,
 }
 
-pub(crate) fn run(args: TestArgs, json_out: bool) -> anyhow::Result<ExitCode> {
+/// Run the fixtures, print failures (every case with `verbose`) and `N passed, N failed`, as
+/// text or JSON; exit code 1 when a case fails.
+pub fn run(args: TestArgs, json_out: bool) -> anyhow::Result<ExitCode> {
     let paths = if args.paths.is_empty() {
         vec![policy_crate_fixtures()?]
     } else {
@@ -232,12 +232,12 @@ fn policy_crate_fixtures() -> anyhow::Result<PathBuf> {
              `fixtures/`); run `gavel test FIXTURES...`"
         );
     }
-    let out = crate::build_policy::crate_output(dir)?;
+    let out = crate::build::crate_output(dir)?;
     let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
     let newest = newest_source(dir)?;
     if built.is_none_or(|b| newest.is_some_and(|n| n > b)) {
         eprintln!("gavel: sources changed; rebuilding {}", out.display());
-        crate::build_policy::build(dir.to_owned(), None)?;
+        crate::build::build(dir.to_owned(), None)?;
     }
     Ok(fixtures)
 }

@@ -8,7 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use gavel_host::tokens::{MemoryStore, SqliteStore, Synchronous, TokenStore};

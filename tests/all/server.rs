@@ -8,7 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use gavel_host::server::Server;
@@ -54,15 +54,7 @@ async fn start(mut config: HostConfig, split: bool) -> Running {
     let server = Server::bind(host.clone(), &config).unwrap();
     let socket = server.socket().to_owned();
     let management = server.management_socket().map(Path::to_owned);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let (stop, task) = run_in_background(server);
     Running {
         dir,
         socket,

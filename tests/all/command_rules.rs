@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 fn corpus() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/commands.json"
+        "/../../tests/fixtures/commands.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

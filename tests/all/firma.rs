@@ -75,7 +75,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::{START, default_action};
 use gavel_host::server::Server;
@@ -312,15 +312,10 @@ impl Sidecar {
         };
         let socket = server.socket().to_owned();
         let management = server.management_socket().map(Path::to_owned);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = runtime.spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let (stop, task) = {
+            let _entered = runtime.enter();
+            common::run_in_background(server)
+        };
         Self {
             dir,
             socket,
@@ -1065,20 +1060,11 @@ fn the_management_token_composes_with_a_split_socket() {
 
 /// Start `gavel serve` on `config`, its log on stderr captured at the most verbose level.
 fn serve_binary(config: &Path, log: &Path) -> std::process::Child {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["serve", "--config"])
-        .arg(config)
+    let mut command = common::serve_command(config);
+    command
         .env("RUST_LOG", "trace")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    assert!(banner.contains("listening on"), "{banner}");
-    child
+        .stderr(std::fs::File::create(log).unwrap());
+    common::spawn_until_listening(command)
 }
 
 #[test]

@@ -12,7 +12,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use gavel_host::audit::{AuditFailure, AuditLog};
@@ -72,17 +72,7 @@ async fn start(
     tokio::task::JoinHandle<()>,
 ) {
     let host = PolicyHost::new(config, Arc::new(gavel_host::tokens::MemoryStore::new())).unwrap();
-    let server = Server::bind(host, config).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    (stop, task)
+    run_in_background(Server::bind(host, config).unwrap())
 }
 
 // Item 3: the socket's directory.

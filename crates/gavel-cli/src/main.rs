@@ -1,17 +1,19 @@
 //! `gavel`: the command-line face of the Gavel policy host. Argument parsing and output only;
-//! everything else is the `gavel_host` library.
+//! everything else is the `gavel_host` library (the sidecar, the runtime) or the
+//! `gavel_toolkit` library (build, test, new, a project's permissions). One file per
+//! subcommand, named for it (`token.rs` also holds `gavel request`).
 
+mod allow_for_project;
 mod bench;
-mod build_policy;
+mod build;
 mod check;
-mod client;
 mod eval;
-mod fixtures;
-mod inspect_cmd;
+mod inspect;
 mod new;
-mod project;
 mod serve;
 mod suggest;
+mod test;
+mod token;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
@@ -74,24 +76,24 @@ enum Command {
     /// Answer JSON request lines (governance and management) through a policy chain.
     Eval(eval::EvalArgs),
     /// List, show, approve or revoke approval tokens on a running server.
-    Token(client::TokenArgs),
+    Token(token::TokenArgs),
     /// Send one raw request line to a running server and print the answer.
-    Request(client::RequestArgs),
+    Request(token::RequestArgs),
     /// Scaffold a policy crate that builds and passes `gavel test` as generated.
     New(new::NewArgs),
     /// Build a policy crate (or re-encode a module or component) into a policy component.
-    Build(build_policy::BuildArgs),
+    Build(build::BuildArgs),
     /// Run fixture files against a policy; prints failures and `N passed, N failed`.
-    Test(fixtures::TestArgs),
+    Test(test::TestArgs),
     /// Show a policy's world, interface version, imports, exports, digest, metadata, and
     /// whether this host loads it.
-    Inspect(inspect_cmd::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Decisions per second and latency percentiles of one policy, in process.
     Bench(bench::BenchArgs),
     /// Show the command-rules verdict for a command and the rules that would allow it.
     Suggest(suggest::SuggestArgs),
     /// Merge allow rules into a project's permissions.json (append-only, atomic).
-    AllowForProject(project::AllowArgs),
+    AllowForProject(allow_for_project::AllowArgs),
     /// Validate a configuration, every policy in it and every rules file; report all errors.
     Check(check::CheckArgs),
     /// List the bundled policies (`builtin:NAME`).
@@ -134,8 +136,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
             g.only("serve", true, true, false)?;
             serve::run(args, &g)
         }
-        Command::Token(args) => client::token(args, &g),
-        Command::Request(args) => client::request(args, &g),
+        Command::Token(args) => token::token(args, &g),
+        Command::Request(args) => token::request(args, &g),
         Command::Suggest(args) => {
             g.only("suggest", false, false, true)?;
             suggest::run(args, g.json)
@@ -146,15 +148,15 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         }
         Command::Build(args) => {
             g.only("build", false, false, false)?;
-            build_policy::run(args)
+            build::run(args)
         }
         Command::Test(args) => {
             g.only("test", false, false, true)?;
-            fixtures::run(args, g.json)
+            test::run(args, g.json)
         }
         Command::Inspect(args) => {
             g.only("inspect", false, false, true)?;
-            inspect_cmd::run(args, g.json)
+            inspect::run(args, g.json)
         }
         Command::Bench(args) => {
             if g.config.is_some() {
@@ -168,7 +170,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         }
         Command::AllowForProject(args) => {
             g.only("allow-for-project", false, false, false)?;
-            project::run(args)
+            allow_for_project::run(args)
         }
         Command::Check(args) => {
             g.only("check", true, false, true)?;
@@ -268,23 +270,7 @@ fn read_json_arg(value: &str, flag: &str) -> anyhow::Result<String> {
     Ok(json.to_string())
 }
 
-/// Open a file for reading through a capability handle on its directory.
-fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let (dir, name) = gavel_host::files::open_parent(path)?;
-    Ok(dir.open(name)?.into_std())
-}
-
-/// A whole file, read through a capability handle on its directory.
-fn read_bytes(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    use anyhow::Context;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut open_file(path).with_context(|| format!("cannot open `{}`", path.display()))?,
-        &mut bytes,
-    )
-    .with_context(|| format!("cannot read `{}`", path.display()))?;
-    Ok(bytes)
-}
+use gavel_toolkit::{open_file, read_bytes};
 
 /// The bytes of `builtin:NAME` or of a policy file.
 fn policy_bytes(source: &str) -> anyhow::Result<Vec<u8>> {

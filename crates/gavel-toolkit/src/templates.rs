@@ -4,66 +4,57 @@ use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub(crate) struct NewArgs {
-    /// The policy's name (a Rust crate name: letters, digits, `-`, `_`).
-    name: String,
-    /// Where to create it (default: `./NAME`).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-}
-
 /// The SDK and the WIT it is generated from, vendored into every new policy so it builds with
 /// nothing but the Rust toolchain and crates.io.
 const SDK_LIB: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../guest-policies/sdk/src/lib.rs"
+    "/../../guest-policies/sdk/src/lib.rs"
 ));
 /// The SDK's shell decomposition (`gavel_policy_sdk::shell`), vendored likewise.
 const SHELL_LIB: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../guest-policies/shell/src/lib.rs"
+    "/../../guest-policies/shell/src/lib.rs"
 ));
 const WIT: &[(&str, &str)] = &[
     (
         "types.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.2.0/types.wit"
+            "/../../wit/0.2.0/types.wit"
         )),
     ),
     (
         "host.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.2.0/host.wit"
+            "/../../wit/0.2.0/host.wit"
         )),
     ),
     (
         "decide.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.2.0/decide.wit"
+            "/../../wit/0.2.0/decide.wit"
         )),
     ),
     (
         "manage.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.2.0/manage.wit"
+            "/../../wit/0.2.0/manage.wit"
         )),
     ),
     (
         "worlds.wit",
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../wit/0.2.0/worlds.wit"
+            "/../../wit/0.2.0/worlds.wit"
         )),
     ),
 ];
 
-pub(crate) fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
-    let name = args.name;
+/// Create the policy crate `name` in `dir` (default `./NAME`), which must be missing or empty.
+pub fn create(name: String, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let valid = !name.is_empty()
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name
@@ -74,7 +65,7 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
             "`{name}` is not a valid policy name: use letters, digits, `-` and `_`, starting with a letter"
         );
     }
-    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&name));
+    let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
     if dir.exists()
         && dir
             .read_dir()

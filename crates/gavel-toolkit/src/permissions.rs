@@ -1,15 +1,30 @@
 //! A project's saved rules (`permissions.json`): merged append-only, without duplicates, and
 //! written atomically through a directory handle that cannot be escaped.
 
-use crate::error::Error;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use command_rules_core::{Rule, Rules};
 use std::io::Write;
 use std::path::Path;
 
+/// Why a project's rules were not merged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule or the project id is invalid; the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A file could not be read or written.
+    #[error("cannot access `{}`: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
 /// The file a project's rules live in.
-pub use crate::projects::PERMISSIONS_FILE;
+pub use gavel_host::PERMISSIONS_FILE;
 
 /// Merge `add` into `<project_dir>[/<project>]/permissions.json` and return the merged rules.
 /// Every rule is checked first; an invalid one is refused by name and nothing is written. A
@@ -20,7 +35,7 @@ pub fn allow_for_project(
     add: &Rules,
 ) -> Result<Rules, Error> {
     for rule in add.allow.iter().chain(&add.ask).chain(&add.deny) {
-        Rule::parse(rule).map_err(|e| Error::config(e.to_string()))?;
+        Rule::parse(rule).map_err(|e| Error::Config(e.to_string()))?;
     }
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -36,7 +51,7 @@ pub fn allow_for_project(
                 && !id.contains(['/', '\\', '\0'])
                 && !id.starts_with('.');
             if !plain {
-                return Err(Error::config(format!(
+                return Err(Error::Config(format!(
                     "project id `{id}` is not a plain directory name; it may not contain `/` or start with `.`"
                 )));
             }
@@ -50,7 +65,7 @@ pub fn allow_for_project(
     );
     let mut rules = match dir.read_to_string(PERMISSIONS_FILE) {
         Ok(text) => serde_json::from_str::<Rules>(&text).map_err(|e| {
-            Error::config(format!(
+            Error::Config(format!(
                 "`{}` is not a rules file ({e}); fix or remove it first",
                 shown.display()
             ))
@@ -60,7 +75,7 @@ pub fn allow_for_project(
     };
     rules.merge(add);
     let mut text =
-        serde_json::to_string_pretty(&rules).map_err(|e| Error::config(e.to_string()))?;
+        serde_json::to_string_pretty(&rules).map_err(|e| Error::Config(e.to_string()))?;
     text.push('\n');
     // Write a temporary file, flush it to disk, then rename it over the old one: a reader sees
     // the old rules or the new, never half a file.

@@ -8,7 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use gavel_host::tokens::{MemoryStore, Outcome};
@@ -324,7 +324,8 @@ async fn per_decision_isolation_gives_every_decision_a_fresh_instance() {
 /// Policies built against `gavel:policy@0.1.0` and frozen as binaries keep loading and deciding.
 #[tokio::test]
 async fn frozen_0_1_0_policy_binaries_keep_working() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/policies");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/policies");
     let pin = |file: &str, digest: &str| {
         let mut spec = PolicySpec::file(dir.join(file));
         spec.sha256 = Some(digest.to_owned());

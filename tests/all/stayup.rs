@@ -8,7 +8,7 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use gavel_host::wire::{Query, WireDecision};
@@ -217,7 +217,7 @@ async fn pending_tokens_are_bounded_per_session_and_in_all() {
 async fn secret_shapes_are_masked_in_approval_records() {
     let corpus: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/secret_shapes.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/secret_shapes.json"),
         )
         .unwrap(),
     )
@@ -303,23 +303,16 @@ fn raise_fd_limit() {
 fn serve(dir: &Path, config: &str) -> std::process::Child {
     std::fs::write(dir.join("gavel.toml"), config).unwrap();
     let bin = std::env::var("GAVEL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gavel").into());
-    let mut child = std::process::Command::new("sh")
+    let mut command = std::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(format!(
             "ulimit -n $(ulimit -Hn) 2>/dev/null; exec '{}' serve --config '{}'",
             bin,
             dir.join("gavel.toml").display()
         ))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    assert!(banner.contains("listening on"), "{banner}");
-    child
+        .stderr(std::process::Stdio::null());
+    spawn_until_listening(command)
 }
 
 /// Connections that pipeline requests and never read take every connection slot (their

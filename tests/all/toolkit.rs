@@ -217,7 +217,7 @@ fn inspect_shows_a_forbidden_import() {
 
 #[test]
 fn bundled_fixtures_pass() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let o = gavel(
         &[
             "test",
