@@ -51,6 +51,30 @@ where
     racing_redemptions(make().await).await;
     contract_flow_through_the_host(make().await).await;
     compare_and_set_and_counts(&make().await).await;
+    pending_by_session(&make().await).await;
+}
+
+/// `pending` counts live pending tokens of one session and of all (the pending bounds).
+async fn pending_by_session(store: &Arc<dyn TokenStore>) {
+    for (id, session) in [("a", "s1"), ("b", "s1"), ("c", "s2"), ("d", "s1")] {
+        let mut t = token(id, 0);
+        t.action = action(session, None);
+        t.fingerprint = t.action.fingerprint();
+        store.insert(t).await.unwrap();
+    }
+    assert!(
+        store
+            .set_state_if("d", TokenState::Pending, TokenState::Approved)
+            .await
+            .unwrap()
+    );
+    let counts = store.pending("s1", 10).await.unwrap();
+    assert_eq!((counts.session, counts.all), (2, 3));
+    let counts = store.pending("s3", 10).await.unwrap();
+    assert_eq!((counts.session, counts.all), (0, 3));
+    // Past their expiry they are not counted.
+    let counts = store.pending("s1", 5000).await.unwrap();
+    assert_eq!((counts.session, counts.all), (0, 0));
 }
 
 /// `set_state_if` changes a state only from the one expected (the host applies operators'
