@@ -22,14 +22,23 @@ fn corpus() -> Value {
 
 /// Run `gavel eval` with `builtin:command-rules` configured by `config` over `lines`.
 fn eval(config: &Value, lines: &[Value]) -> (Vec<Value>, String, Option<i32>) {
+    // The corpus is about verdicts, not time: a deadline that holds on a loaded machine (a
+    // 200-path `git add` passed the default 100 ms there).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.json"), config.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("gavel.toml"),
+        format!(
+            "[limits]\ndeadline_ms = 5000\n[[policy]]\nname = \"command-rules\"\n\
+             builtin = \"command-rules\"\nconfig_file = \"{}\"\n",
+            dir.path().join("rules.json").display()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args([
-            "eval",
-            "--policy",
-            "builtin:command-rules",
-            "--policy-config",
-        ])
-        .arg(config.to_string())
+        .arg("eval")
+        .arg("--config")
+        .arg(dir.path().join("gavel.toml"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
