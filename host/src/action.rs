@@ -390,19 +390,7 @@ mod tests {
 
     #[test]
     fn a_tool_is_classified_by_its_name_in_any_case() {
-        let tool = |name: &str| {
-            Action::ToolCall(ToolCall {
-                tool: name.into(),
-                arg: String::new(),
-                session_id: "s".into(),
-                sandbox_id: "b".into(),
-                agent_id: None,
-                project_id: None,
-                project_root: None,
-                cwd: None,
-            })
-            .default_effect()
-        };
+        let tool = |name: &str| fixtures::tool(name).default_effect();
         assert_eq!(tool("Read_File"), EffectClass::Read);
         assert_eq!(tool("write_file"), EffectClass::Write);
         assert_eq!(tool("DELETE_branch"), EffectClass::Destructive);

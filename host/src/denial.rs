@@ -129,7 +129,7 @@ pub(crate) fn to_bytes(value: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{Connect, ToolCall};
+    use crate::action::Connect;
 
     #[test]
     fn bodies_have_their_documented_shapes() {
@@ -164,16 +164,7 @@ mod tests {
     #[test]
     fn only_tool_calls_get_the_tool_shape() {
         assert_eq!(denial_context(None), DenialContext::Api);
-        let tool = Action::ToolCall(ToolCall {
-            tool: "t".into(),
-            arg: String::new(),
-            session_id: "s".into(),
-            sandbox_id: "b".into(),
-            agent_id: None,
-            project_id: None,
-            project_root: None,
-            cwd: None,
-        });
+        let tool = crate::action::fixtures::tool("t");
         assert_eq!(denial_context(Some(&tool)), DenialContext::Tool);
         let connect = Action::Connect(Connect {
             host: "h".into(),
