@@ -6,9 +6,7 @@
 //! `cargo test` on a fresh machine needs nothing but the Rust toolchain.
 
 // The same componentizer `gavel build` uses.
-#[path = "src/componentize.rs"]
-#[expect(dead_code, reason = "build.rs needs only part of the module")]
-mod componentize;
+use gavel_componentize as componentize;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};

@@ -228,12 +228,12 @@ fn main() -> Result<(), Error> {
     let base = gavel_host::builtin_component("command-rules").ok_or("no builtin command-rules")?;
     let mut specs = Vec::new();
     for i in 0..10 {
-        let meta = gavel_host::componentize::PolicyMeta {
+        let meta = gavel_componentize::PolicyMeta {
             name: format!("rules-{i}"),
             version: None,
             description: None,
         };
-        let bytes = gavel_host::componentize::componentize(base, Some(&meta))?;
+        let bytes = gavel_componentize::componentize(base, Some(&meta))?;
         let path = dir.path().join(format!("rules-{i}.wasm"));
         std::fs::write(&path, bytes)?;
         let mut spec = PolicySpec::file(&path).with_config(rules.clone());

@@ -2,7 +2,7 @@
 //! Abstentions are set aside; a chain in which every policy abstains denies.
 
 use crate::action::{Action, hex};
-use crate::config::HostConfig;
+use crate::config::{LimitsConfig, PolicySpec};
 use crate::decision::{EffectClass, FailureKind, PolicyRef, RiskClass, SuggestionGroup, Verdict};
 use crate::engine::Runtime;
 use crate::error::Error;
@@ -63,15 +63,19 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    /// Load every policy of the configuration, in order. Any failure fails the whole chain.
-    pub(crate) fn load(runtime: &Arc<Runtime>, config: &HostConfig) -> Result<Self, Error> {
-        config.validate()?;
-        let mut policies = Vec::with_capacity(config.policies.len());
+    /// Load every policy of `specs`, in order, each under its limits over the host's `base`.
+    /// Any failure fails the whole chain. The caller has validated the configuration.
+    pub(crate) fn load(
+        runtime: &Arc<Runtime>,
+        specs: &[PolicySpec],
+        base: &LimitsConfig,
+    ) -> Result<Self, Error> {
+        let mut policies = Vec::with_capacity(specs.len());
         let mut package = Sha256::new();
-        for spec in &config.policies {
+        for spec in specs {
             let bytes = spec.component_bytes()?;
             let json = spec.config_json()?;
-            let limits = spec.limits(&config.limits);
+            let limits = spec.limits(base);
             let policy = Policy::load(Arc::clone(runtime), &spec.name, &bytes, &json, limits)?;
             for part in [
                 policy.name(),
@@ -263,7 +267,7 @@ fn conclude(
 mod tests {
     use super::*;
     use crate::action::fixtures::exec;
-    use crate::config::PolicySpec;
+    use crate::config::HostConfig;
 
     /// A chain of `default-action` policies, each `(name, verdict)`.
     fn chain(links: &[(&str, &str)]) -> Chain {
@@ -281,7 +285,7 @@ mod tests {
             ..HostConfig::default()
         };
         let runtime = Arc::new(Runtime::new(&config.engine_options()).unwrap());
-        Chain::load(&runtime, &config).unwrap()
+        Chain::load(&runtime, &config.policies, &config.limits).unwrap()
     }
 
     #[test]

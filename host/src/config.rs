@@ -378,6 +378,7 @@ impl PolicySpec {
                     FailureKind::Unreadable,
                     format!("policy `{}`: `path`: {e}", self.name),
                 )
+                .with_source(e)
             })?),
             _ => {
                 return Err(Error::config(format!(
@@ -422,6 +423,7 @@ impl PolicySpec {
                         FailureKind::Unreadable,
                         format!("policy `{}`: `config_file`: {e}", self.name),
                     )
+                    .with_source(e)
                 })?;
                 serde_json::from_slice(&text).map_err(|e| {
                     Error::config(format!(

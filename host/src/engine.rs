@@ -336,7 +336,7 @@ impl Runtime {
     }
 
     /// Compile a component, or load it from the cache when this engine compiled it before.
-    pub(crate) fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, String> {
+    pub(crate) fn compile(&self, bytes: &[u8], digest: &str) -> anyhow::Result<Component> {
         if let Some(component) = self
             .cache
             .as_ref()
@@ -344,7 +344,7 @@ impl Runtime {
         {
             return Ok(component);
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+        let component = Component::new(&self.engine, bytes)?;
         if let Some(cache) = &self.cache {
             cache.store(&component, digest);
         }

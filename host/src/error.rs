@@ -4,6 +4,9 @@
 use crate::decision::FailureKind;
 use std::path::PathBuf;
 
+/// An underlying error of any kind, kept as an [`Error`]'s source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a host could not be built or a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,6 +30,10 @@ pub enum Error {
         kind: FailureKind,
         /// The whole message, naming the policy and the cause.
         message: String,
+        /// The underlying error, when there is one: the I/O error of an unreadable file, the
+        /// engine's error for a component that does not compile or instantiate.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A file could not be read or written.
     #[error("cannot access `{}`: {source}", path.display())]
@@ -64,7 +71,16 @@ impl Error {
             name: name.to_owned(),
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error with `source` as its cause (for [`std::error::Error::source`]).
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        if let Error::Policy { source, .. } = &mut self {
+            *source = Some(cause.into());
+        }
+        self
     }
 }
 
@@ -95,5 +111,12 @@ mod tests {
         assert!(
             matches!(e, Error::Policy { ref name, kind: FailureKind::Invalid, .. } if name == "p")
         );
+        assert!(std::error::Error::source(&e).is_none());
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e =
+            Error::policy("p", FailureKind::Unreadable, "policy `p`: `path`: gone").with_source(io);
+        let cause = std::error::Error::source(&e).expect("the cause is kept");
+        assert_eq!(cause.to_string(), "gone");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
     }
 }

@@ -98,7 +98,7 @@ impl HostBuilder<'_> {
         let config = self.config;
         config.validate()?;
         let runtime = Arc::new(Runtime::new(&config.engine_options()).map_err(Error::Engine)?);
-        let chain = Chain::load(&runtime, config)?;
+        let chain = Chain::load(&runtime, &config.policies, &config.limits)?;
         let management_token = config.resolve_management_token()?;
         let cx = Context {
             store: self
@@ -181,7 +181,7 @@ impl PolicyHost {
     pub fn reload(&self, config: &HostConfig) -> Result<Vec<PolicyInfo>, Error> {
         let built = config
             .validate()
-            .and_then(|()| Chain::load(&self.inner.runtime, config));
+            .and_then(|()| Chain::load(&self.inner.runtime, &config.policies, &config.limits));
         self.inner.metrics.reload(built.is_ok());
         let chain = built?;
         let info = chain.info();
@@ -212,7 +212,10 @@ impl PolicyHost {
         share: &Share,
     ) -> Response {
         match request {
-            Request::Decide(r) => Response::Decide(self.decide_on(&r, operator, share).await.0),
+            Request::Decide(r) => {
+                let answer = self.decided(&r, operator, share).await;
+                Response::Decide(wire::render_decision(answer, &r.action))
+            }
             Request::Manage(r) => Response::Manage(self.manage(&r, operator).await),
             Request::Query(q) => Response::Query(Box::new(self.query_as(&q, operator).await)),
             // One answer per request here: a stream of events needs a socket connection.
@@ -230,7 +233,8 @@ impl PolicyHost {
 
     /// As [`PolicyHost::decide`], recording the peer's UID in the audit record.
     pub async fn decide_as_peer(&self, request: &DecideRequest, peer: Operator) -> DecideResponse {
-        self.decide_coded(request, peer).await.0
+        let answer = self.decided(request, peer, &self.inner.common_share).await;
+        wire::render_decision(answer, &request.action)
     }
 
     /// A fresh share of the policy pool, for one client (the server keeps one per connection).
@@ -238,22 +242,20 @@ impl PolicyHost {
         Share::default()
     }
 
-    /// Decide, and say why a deny is one (for interceptors' bodies).
-    pub(crate) async fn decide_coded(
-        &self,
-        request: &DecideRequest,
-        peer: Operator,
-    ) -> (DecideResponse, Option<DenyCode>) {
-        self.decide_on(request, peer, &self.inner.common_share)
-            .await
+    /// The share of callers that keep no connection (in-process calls, interceptors).
+    pub(crate) fn common_share(&self) -> &Share {
+        &self.inner.common_share
     }
 
-    async fn decide_on(
+    /// Decide a request through the one decide flow (chain or token, audit, token events,
+    /// metrics) and return its answer, for a transport to render: the socket as a wire line,
+    /// the interceptors as an [`Interception`](crate::intercept::Interception).
+    pub(crate) async fn decided(
         &self,
         request: &DecideRequest,
         peer: Operator,
         share: &Share,
-    ) -> (DecideResponse, Option<DenyCode>) {
+    ) -> Decided {
         let started = Instant::now();
         let inner = &self.inner;
         let chain = self.chain();
@@ -282,19 +284,17 @@ impl PolicyHost {
         if let (Some(id), Some(transition)) = (&answer.token_id, answer.transition) {
             self.announce(id, transition, &request.action, inner.cx.clock.now_ms());
         }
-        let code = answer.deny_code();
         let verdict = answer.verdict_name();
         // A retry is decided by its token, not by a policy.
         static NONE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("none"));
         let policy = answer.policy.clone().unwrap_or_else(|| Arc::clone(&NONE));
-        let response = wire::render_decision(answer, &request.action);
         metrics.decision(
             request.action.kind(),
             verdict,
             policy,
             started.elapsed().as_secs_f64(),
         );
-        (response, code)
+        answer
     }
 
     /// Approve or revoke a token, after every `manage` hook permits it. The change is applied

@@ -2,9 +2,9 @@
 //! metadata, and whether this host loads it (`gavel inspect`).
 
 use crate::action::hex;
-use crate::componentize::{PolicyMeta, WasmKind, read_meta, wasm_kind};
 use crate::engine::{EngineOptions, Runtime};
 use crate::policy::{Limits, Policy, World};
+use gavel_componentize::{PolicyMeta, WasmKind, read_meta, wasm_kind};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;

@@ -9,9 +9,11 @@
 //! body shapes are documented in `docs/interceptors.md`.
 
 use crate::action::{Action, Connect, HttpRequest, ToolCall, Upgrade};
+use crate::answer::Decided;
+use crate::decision::Verdict;
 use crate::denial::{body_for, deny_body, to_bytes};
 use crate::host::{Operator, PolicyHost};
-use crate::wire::{DecideRequest, WireDecision};
+use crate::wire::DecideRequest;
 
 pub use crate::decision::DenyCode;
 pub use crate::denial::{
@@ -128,27 +130,33 @@ impl PolicyHost {
             request_fingerprint: None,
             approval_token,
         };
-        let (response, code) = self.decide_coded(&request, Operator::default()).await;
-        let reason = response.reason.unwrap_or_default();
-        // The decision flow already rendered the body for the kinds that carry one.
-        let rendered = response.body;
-        match response.decision {
-            WireDecision::Allow => Interception::Allow { reason },
-            WireDecision::PendingHitl => Interception::Pending {
-                approval_token: response.approval_token.unwrap_or_default(),
-                retry_after_ms: response.retry_after_ms.unwrap_or_default(),
-                reason,
-            },
-            WireDecision::Deny => {
-                let code = code.unwrap_or(DenyCode::PolicyDenied);
-                let action = Some(&request.action);
-                let body = rendered.unwrap_or_else(|| body_for(action, code, &reason));
-                Interception::Deny {
-                    code,
-                    context: denial_context(action),
-                    body: to_bytes(&body),
-                    detail: reason,
-                }
+        let answer = self
+            .decided(&request, Operator::default(), self.common_share())
+            .await;
+        interception(answer, &request.action)
+    }
+}
+
+/// An interceptor's rendering of a decide flow's answer: the counterpart of the socket's
+/// `wire::render_decision`, attaching the body a denial of `action` is answered with.
+fn interception(answer: Decided, action: &Action) -> Interception {
+    match answer.verdict {
+        Verdict::Allow => Interception::Allow {
+            reason: answer.reason,
+        },
+        Verdict::Ask => Interception::Pending {
+            approval_token: answer.token_id.unwrap_or_default(),
+            retry_after_ms: answer.retry_after_ms.unwrap_or_default(),
+            reason: answer.reason,
+        },
+        Verdict::Deny => {
+            let code = answer.code.unwrap_or(DenyCode::PolicyDenied);
+            let body = body_for(Some(action), code, &answer.reason);
+            Interception::Deny {
+                code,
+                context: denial_context(Some(action)),
+                body: to_bytes(&body),
+                detail: answer.reason,
             }
         }
     }

@@ -68,7 +68,6 @@ mod bindings;
 mod builtin;
 mod chain;
 mod clock;
-pub mod componentize;
 mod config;
 mod decision;
 mod denial;

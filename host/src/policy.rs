@@ -167,7 +167,7 @@ impl Policy {
         let digest = hex(&Sha256::digest(bytes));
         let component = runtime
             .compile(bytes, &digest)
-            .map_err(|e| fail(format!("is not a valid component: {e}")))?;
+            .map_err(|e| fail(format!("is not a valid component: {e:#}")).with_source(e))?;
 
         let ty = component.component_type();
         // What Gavel provides: `host` of each version (`types` is imported for its type

@@ -222,7 +222,7 @@ fn builtins(json: bool) -> anyhow::Result<ExitCode> {
     let mut list = Vec::new();
     for name in gavel_host::builtin_names() {
         let bytes = gavel_host::builtin_component(name).unwrap_or_default();
-        let meta = gavel_host::componentize::read_meta(bytes);
+        let meta = gavel_componentize::read_meta(bytes);
         list.push(serde_json::json!({
             "policy": format!("builtin:{name}"),
             "version": meta.version,

@@ -2,7 +2,7 @@
 //! metadata-stamped policy component.
 
 use anyhow::{Context, bail};
-use gavel_host::componentize::{componentize, meta_from_cargo_toml};
+use gavel_componentize::{componentize, meta_from_cargo_toml};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -67,11 +67,7 @@ pub fn crate_output(dir: &Path) -> anyhow::Result<PathBuf> {
 /// crate's metadata, and the default output path.
 fn build_crate(
     dir: &Path,
-) -> anyhow::Result<(
-    Vec<u8>,
-    Option<gavel_host::componentize::PolicyMeta>,
-    PathBuf,
-)> {
+) -> anyhow::Result<(Vec<u8>, Option<gavel_componentize::PolicyMeta>, PathBuf)> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("`{}` has no Cargo.toml", dir.display()))?;

@@ -62,7 +62,7 @@ mod tests {
             ..HostConfig::default()
         };
         let runtime = Arc::new(Runtime::new(&config.engine_options()).unwrap());
-        Arc::new(Chain::load(&runtime, &config).unwrap())
+        Arc::new(Chain::load(&runtime, &config.policies, &config.limits).unwrap())
     }
 
     fn context(max_pending_per_session: usize) -> Context {

@@ -2,8 +2,10 @@
 //! with the policy's metadata (name, version, description: the standard component metadata
 //! sections, read back by `gavel inspect`).
 //!
-//! Shared by `build.rs` (which builds the bundled policies) and `gavel build`; it uses nothing
-//! but `wit-component` and `wasm-metadata`.
+//! A crate of its own so that the host's `build.rs` (which builds the bundled policies), the
+//! toolkit's `gavel build` and the host's `inspect` (which reads the metadata back) share one
+//! implementation without the host carrying a toolkit API; it uses nothing but `wit-component`,
+//! `wasm-metadata` and `wasmparser`.
 
 /// What a policy says about itself; `gavel build` takes it from `Cargo.toml`'s `[package]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,4 +115,57 @@ pub fn meta_from_cargo_toml(text: &str) -> Option<PolicyMeta> {
         }
     }
     (!meta.name.is_empty()).then_some(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the header alone.
+    const EMPTY_COMPONENT: &[u8] = &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    #[test]
+    fn headers_are_classified() {
+        assert_eq!(wasm_kind(EMPTY_COMPONENT), WasmKind::Component);
+        assert_eq!(
+            wasm_kind(&[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]),
+            WasmKind::CoreModule
+        );
+        assert_eq!(wasm_kind(b"#!/bin/sh"), WasmKind::NotWasm);
+        assert_eq!(wasm_kind(b""), WasmKind::NotWasm);
+    }
+
+    #[test]
+    fn metadata_is_stamped_and_read_back() {
+        let meta = PolicyMeta {
+            name: "my-policy".into(),
+            version: Some("1.2.3".into()),
+            description: Some("Says no.".into()),
+        };
+        let stamped = componentize(EMPTY_COMPONENT, Some(&meta)).unwrap();
+        assert_eq!(wasm_kind(&stamped), WasmKind::Component);
+        assert_eq!(read_meta(&stamped), meta);
+        assert_eq!(read_meta(EMPTY_COMPONENT), PolicyMeta::default());
+    }
+
+    #[test]
+    fn what_cannot_be_a_component_says_why() {
+        let e = componentize(b"not wasm", None).unwrap_err();
+        assert!(e.contains("not WebAssembly"), "{e}");
+        let mut broken = EMPTY_COMPONENT.to_vec();
+        broken.push(0xff);
+        let e = componentize(&broken, None).unwrap_err();
+        assert!(e.contains("not valid"), "{e}");
+    }
+
+    #[test]
+    fn cargo_toml_package_fields_are_read() {
+        let toml = "[package]\nname = \"p\"\nversion = \"0.2.0\"\ndescription = \"d\"\n\
+                    edition.workspace = true\n[dependencies]\nname = \"not-this\"\n";
+        let meta = meta_from_cargo_toml(toml).unwrap();
+        assert_eq!(meta.name, "p");
+        assert_eq!(meta.version.as_deref(), Some("0.2.0"));
+        assert_eq!(meta.description.as_deref(), Some("d"));
+        assert!(meta_from_cargo_toml("[dependencies]\nname = \"x\"\n").is_none());
+    }
 }
