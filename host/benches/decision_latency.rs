@@ -199,7 +199,7 @@ fn main() -> Result<(), Error> {
             ),
         ] {
             let mut spec = spec;
-            spec.limits.isolation = Some(gavel_host::Isolation::PerDecision);
+            spec.limits.isolation = Some(gavel_host::config::Isolation::PerDecision);
             let mut config = HostConfig {
                 policies: vec![spec],
                 ..HostConfig::default()
@@ -225,7 +225,7 @@ fn main() -> Result<(), Error> {
     // compiled cold into an empty cache, then started again from that cache.
     let cache = tempfile::tempdir()?;
     let dir = tempfile::tempdir()?;
-    let base = gavel_host::builtin_component("command-rules").ok_or("no builtin command-rules")?;
+    let base = gavel_host::builtin::component("command-rules").ok_or("no builtin command-rules")?;
     let mut specs = Vec::new();
     for i in 0..10 {
         let meta = gavel_componentize::PolicyMeta {

@@ -8,7 +8,7 @@ use gavel_host::tokens::{
     MemoryStore, Operation, Presented, RedisStore, SqliteStore, Synchronous, Token, TokenState,
     TokenStore,
 };
-use gavel_host::{Action, LocalExec};
+use gavel_host::{Action, action::LocalExec};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -25,11 +25,11 @@ pub(crate) fn lookup(name: &str) -> Option<&'static [u8]> {
 }
 
 /// Names of the bundled policies.
-pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(n, _)| *n)
 }
 
 /// The component bytes of the bundled policy `name`, for `gavel inspect` and friends.
-pub fn builtin_component(name: &str) -> Option<&'static [u8]> {
+pub fn component(name: &str) -> Option<&'static [u8]> {
     lookup(name)
 }

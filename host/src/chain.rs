@@ -3,7 +3,7 @@
 
 use crate::action::{Action, hex};
 use crate::config::{LimitsConfig, PolicySpec};
-use crate::decision::{EffectClass, FailureKind, PolicyRef, RiskClass, SuggestionGroup, Verdict};
+use crate::decision::{ChainDecision, PolicyRef, Verdict};
 use crate::engine::Runtime;
 use crate::error::Error;
 use crate::interface::{InterfaceVersion, PolicyVerdict, Prepared};
@@ -11,34 +11,6 @@ use crate::policy::{Policy, PolicyDecision, World};
 use crate::tokens::{Operation, Token};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-/// What the chain concluded, and who decided it.
-#[derive(Debug, Clone)]
-pub struct ChainDecision {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// Why, naming the policy (and rule) that decided.
-    pub reason: String,
-    /// The policy that decided: the first that denied, else the first that asked, else the last
-    /// that allowed.
-    pub policy: Arc<str>,
-    /// The rule that decided, if the policy named one.
-    pub rule_id: Option<String>,
-    /// Suggestions from every policy that asked.
-    pub suggestions: Vec<SuggestionGroup>,
-    /// The kind of failure when the deciding policy failed (a failure is always a deny).
-    pub failure: Option<FailureKind>,
-    /// What the action does: the deciding policy's class, else derived from the action.
-    pub effect: EffectClass,
-    /// How risky it is: the highest any deciding or asking policy named, else the effect's
-    /// default risk.
-    pub risk: RiskClass,
-    /// For an ask: the shortest approval timeout any asking policy set.
-    pub approval_timeout_ms: Option<u64>,
-    /// For an ask: every policy that asked, for the approval record (empty otherwise; `policy`
-    /// names the one that decided).
-    pub policy_refs: Vec<PolicyRef>,
-}
 
 /// A loaded policy's identity, for audit records and `gavel inspect`.
 #[derive(Debug, Clone, PartialEq, Eq)]

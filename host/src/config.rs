@@ -4,9 +4,13 @@
 use crate::decision::FailureKind;
 use crate::engine::EngineOptions;
 use crate::error::Error;
-use crate::interface::UnknownActions;
-use crate::policy::{Isolation, Limits};
+use crate::policy::Limits;
 use crate::tokens::{StoreConfig, StoreKind};
+
+// The value types of configuration keys, named here, their one public home.
+pub use crate::interface::UnknownActions;
+pub use crate::policy::Isolation;
+pub use crate::projects::PERMISSIONS_FILE;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -361,7 +365,7 @@ impl PolicySpec {
             (Some(name), None) => match crate::builtin::lookup(name) {
                 Some(bytes) => std::borrow::Cow::Borrowed(bytes),
                 None => {
-                    let known: Vec<_> = crate::builtin::builtin_names()
+                    let known: Vec<_> = crate::builtin::names()
                         .map(|n| format!("`builtin:{n}`"))
                         .collect();
                     return Err(Error::config(format!(

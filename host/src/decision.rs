@@ -189,3 +189,31 @@ impl FailureKind {
         }
     }
 }
+
+/// What the chain concluded, and who decided it.
+#[derive(Debug, Clone)]
+pub struct ChainDecision {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, naming the policy (and rule) that decided.
+    pub reason: String,
+    /// The policy that decided: the first that denied, else the first that asked, else the last
+    /// that allowed.
+    pub policy: std::sync::Arc<str>,
+    /// The rule that decided, if the policy named one.
+    pub rule_id: Option<String>,
+    /// Suggestions from every policy that asked.
+    pub suggestions: Vec<SuggestionGroup>,
+    /// The kind of failure when the deciding policy failed (a failure is always a deny).
+    pub failure: Option<FailureKind>,
+    /// What the action does: the deciding policy's class, else derived from the action.
+    pub effect: EffectClass,
+    /// How risky it is: the highest any deciding or asking policy named, else the effect's
+    /// default risk.
+    pub risk: RiskClass,
+    /// For an ask: the shortest approval timeout any asking policy set.
+    pub approval_timeout_ms: Option<u64>,
+    /// For an ask: every policy that asked, for the approval record (empty otherwise; `policy`
+    /// names the one that decided).
+    pub policy_refs: Vec<PolicyRef>,
+}

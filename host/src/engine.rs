@@ -43,7 +43,7 @@ impl Default for EngineOptions {
 }
 
 /// `$XDG_CACHE_HOME/gavel/compiled`, else `$HOME/.cache/gavel/compiled`.
-pub fn default_cache_dir() -> Option<PathBuf> {
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

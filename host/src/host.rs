@@ -162,13 +162,19 @@ impl PolicyHost {
 
     /// Run the chain on an action as a fresh request would, without issuing a token, auditing or
     /// counting: a dry run that shows which policy and rule decide, and their suggestions.
-    pub fn evaluate(&self, action: &Action) -> crate::chain::ChainDecision {
+    pub fn evaluate(&self, action: &Action) -> crate::decision::ChainDecision {
         self.chain().decide(action)
     }
 
     /// The host's metrics.
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The host's metrics in the Prometheus text format, as the sidecar's `/metrics` serves
+    /// them (the live-token gauges as of the sidecar's last scrape).
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.encode()
     }
 
     fn chain(&self) -> Arc<Chain> {
@@ -249,7 +255,7 @@ impl PolicyHost {
 
     /// Decide a request through the one decide flow (chain or token, audit, token events,
     /// metrics) and return its answer, for a transport to render: the socket as a wire line,
-    /// the interceptors as an [`Interception`](crate::intercept::Interception).
+    /// the interceptors as an `Interception`.
     pub(crate) async fn decided(
         &self,
         request: &DecideRequest,

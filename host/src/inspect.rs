@@ -3,11 +3,16 @@
 
 use crate::action::hex;
 use crate::engine::{EngineOptions, Runtime};
-use crate::policy::{Limits, Policy, World};
+use crate::policy::{Limits, Policy};
 use gavel_componentize::{PolicyMeta, WasmKind, read_meta, wasm_kind};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+
+// What describes a loaded policy, named here, their one public home.
+pub use crate::chain::PolicyInfo;
+pub use crate::interface::InterfaceVersion;
+pub use crate::policy::World;
 
 /// A report on one policy file.
 #[derive(Debug, Clone, Serialize)]

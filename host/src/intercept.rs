@@ -15,7 +15,7 @@ use crate::denial::{body_for, deny_body, to_bytes};
 use crate::host::{Operator, PolicyHost};
 use crate::wire::DecideRequest;
 
-pub use crate::decision::DenyCode;
+use crate::decision::DenyCode;
 pub use crate::denial::{
     AbortReason, DENY_STATUS, DenialContext, abort_body_json, denial_context, deny_body_json,
     tool_denial_body_json,

@@ -468,19 +468,9 @@ pub fn metrics_exposure(addr: std::net::SocketAddr) -> Option<String> {
     })
 }
 
-/// Serve Prometheus metrics over plain HTTP at `addr` until `stop` fires.
-pub async fn serve_metrics(
-    host: PolicyHost,
-    addr: std::net::SocketAddr,
-    stop: broadcast::Receiver<()>,
-) -> Result<(), Error> {
-    serve_metrics_on(host, bind_metrics(addr).await?, stop).await;
-    Ok(())
-}
-
 /// Bind the metrics listener, so a caller can fail at start (a port already taken) before it
 /// serves anything.
-pub async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+pub(crate) async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
@@ -493,7 +483,7 @@ const METRICS_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve `GET /metrics` and `GET /healthz` (`200 ok` while the server runs) on a bound
 /// listener until `stop` fires; HTTP/1.1 by hyper, one request per connection.
-pub async fn serve_metrics_on(
+pub(crate) async fn serve_metrics_on(
     host: PolicyHost,
     listener: tokio::net::TcpListener,
     mut stop: broadcast::Receiver<()>,

@@ -4,8 +4,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let sidecar = gavel_host::Sidecar::from_file("gavel.toml".as_ref()).await?;
-//! sidecar.run(gavel_host::shutdown_signal()?).await?;
+//! use gavel_host::Sidecar;
+//!
+//! let sidecar = Sidecar::from_file("gavel.toml".as_ref()).await?;
+//! sidecar.run(Sidecar::shutdown_signal()?).await?;
 //! # Ok(()) }
 //! ```
 
@@ -129,6 +131,20 @@ impl Sidecar {
         lines
     }
 
+    /// A future that completes on SIGINT or SIGTERM, the usual `shutdown` for
+    /// [`Sidecar::run`]. Fails at once if the signals cannot be watched.
+    pub fn shutdown_signal()
+    -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+
     /// Serve until `shutdown` completes; then stop accepting, finish the requests in flight
     /// (at most the drain time), stop the metrics endpoint and the reload watcher, and flush
     /// the audit log.
@@ -172,20 +188,6 @@ impl Sidecar {
         }
         served
     }
-}
-
-/// A future that completes on SIGINT or SIGTERM, the usual `shutdown` for [`Sidecar::run`].
-/// Fails at once if the signals cannot be watched.
-pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static>
-{
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }
 
 /// Create the audit log's directory if it is missing, so a fresh machine needs no `mkdir`;

@@ -136,7 +136,7 @@ pub struct DecideResponse {
     pub body: Option<serde_json::Value>,
 }
 
-/// One suggested rule on the wire (the host's [`Suggestion`](crate::Suggestion)).
+/// One suggested rule on the wire (the host's [`Suggestion`](crate::decision::Suggestion)).
 pub type WireSuggestion = crate::decision::Suggestion;
 
 impl DecideResponse {

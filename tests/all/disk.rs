@@ -29,8 +29,13 @@ use std::time::{Duration, Instant};
 /// Another real user: `nobody`.
 const OTHER_UID: u32 = 65534;
 
+/// This process's effective UID.
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
 fn root() -> bool {
-    gavel_host::files::euid() == 0
+    euid() == 0
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -139,7 +144,7 @@ fn a_token_store_another_user_controls_is_refused() {
         names_path_and_fix(&err, &state);
         // The database file, in a private directory.
         chmod(&state, 0o700);
-        std::os::unix::fs::chown(&state, Some(gavel_host::files::euid()), None).unwrap();
+        std::os::unix::fs::chown(&state, Some(euid()), None).unwrap();
         let db = state.join(gavel_host::tokens::DB_FILE);
         make_unsafe(&db);
         let err = SqliteStore::open(&state, Synchronous::Normal)
@@ -181,7 +186,7 @@ async fn a_planted_approval_in_a_foreign_database_is_never_read() {
         .to_string();
     assert!(err.contains("owned by UID 65534"), "{err}");
     // Handed back, the row is what it says (the check is about who could have written it).
-    chown(&db, gavel_host::files::euid());
+    chown(&db, euid());
     let (host, _store) = sqlite_host(&state);
     assert_eq!(state_of(&host, &token).await, "approved");
 }
@@ -301,7 +306,7 @@ async fn a_poisoned_compiled_cache_is_recompiled_never_run() {
         assert!(err.contains(says), "{err}");
         names_path_and_fix(&err, &cache);
         chmod(&cache, 0o700);
-        std::os::unix::fs::chown(&cache, Some(gavel_host::files::euid()), None).unwrap();
+        std::os::unix::fs::chown(&cache, Some(euid()), None).unwrap();
 
         // So does a key another user could have read or written.
         make_unsafe(&key);
@@ -311,7 +316,7 @@ async fn a_poisoned_compiled_cache_is_recompiled_never_run() {
             .to_string();
         assert!(err.contains(&key.display().to_string()), "{err}");
         chmod(&key, 0o600);
-        std::os::unix::fs::chown(&key, Some(gavel_host::files::euid()), None).unwrap();
+        std::os::unix::fs::chown(&key, Some(euid()), None).unwrap();
     }
 }
 

@@ -13,7 +13,7 @@ use crate::common;
 use common::*;
 use gavel_host::tokens::{MemoryStore, Outcome};
 use gavel_host::wire::WireDecision;
-use gavel_host::{PolicyHost, PolicySpec, World};
+use gavel_host::{PolicyHost, PolicySpec, inspect::World};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -312,7 +312,7 @@ fn a_pinned_digest_must_match() {
 #[tokio::test]
 async fn per_decision_isolation_gives_every_decision_a_fresh_instance() {
     let mut spec = misbehave("fresh", json!({"decide": "allow"}));
-    spec.limits.isolation = Some(gavel_host::Isolation::PerDecision);
+    spec.limits.isolation = Some(gavel_host::config::Isolation::PerDecision);
     let h = harness(&config(vec![spec]));
     for _ in 0..3 {
         assert_eq!(

@@ -12,13 +12,16 @@ use crate::common;
 
 use common::*;
 use gavel_host::intercept::{
-    AbortReason, DenialContext, DenyCode, Interception, abort_body_json, deny_body_json,
+    AbortReason, DenialContext, Interception, abort_body_json, deny_body_json,
     tool_denial_body_json,
 };
 use gavel_host::wire::{Query, QueryResponse, WireDecision};
 use gavel_host::{
-    Connect, EffectClass, Header, HttpRequest, InterfaceVersion, PolicySpec, RiskClass, ToolCall,
-    UnknownActions, Upgrade,
+    PolicySpec,
+    action::{Connect, Header, HttpRequest, ToolCall, Upgrade},
+    config::UnknownActions,
+    decision::{DenyCode, EffectClass, RiskClass},
+    inspect::InterfaceVersion,
 };
 use serde_json::{Value, json};
 
@@ -102,7 +105,7 @@ async fn every_action_kind_on_the_wire() {
             assert_eq!(body["status"], 403);
         }
         assert_eq!(body["reason"], "policy_denied", "{kind}");
-        let metrics = deny.host.metrics().encode();
+        let metrics = deny.host.metrics_text();
         assert!(
             metrics.contains(&format!(
                 "gavel_decisions_total{{action=\"{kind}\",verdict=\"deny\""

@@ -499,8 +499,7 @@ async fn a_broken_reload_keeps_the_old_chain_serving_under_traffic() {
     );
     assert!(
         s.host
-            .metrics()
-            .encode()
+            .metrics_text()
             .contains(r#"gavel_reloads_total{result="failed"} 1"#)
     );
     s.stop().await;

@@ -4,7 +4,7 @@ use super::*;
 use gavel_host::tokens::{
     Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
 };
-use gavel_host::{Action, LocalExec};
+use gavel_host::{Action, action::LocalExec};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -373,7 +373,7 @@ async fn approving_after_expiry(store: &Arc<dyn TokenStore>) {
 
 async fn records_round_trip(store: &Arc<dyn TokenStore>) {
     let mut a = token("a", 10);
-    a.action = Action::ToolCall(gavel_host::ToolCall {
+    a.action = Action::ToolCall(gavel_host::action::ToolCall {
         tool: "run_command".into(),
         arg: "npm run build".into(),
         session_id: "s".into(),
@@ -476,7 +476,8 @@ async fn contract_flow_through_the_host(store: Arc<dyn TokenStore>) {
 /// come back exactly as stored, and redeem by the same rules.
 async fn network_tokens(store: &Arc<dyn TokenStore>) {
     use gavel_host::{
-        Connect, EffectClass, Header, HttpRequest, PolicyRef, RiskClass, Upgrade,
+        action::{Connect, Header, HttpRequest, Upgrade},
+        decision::{EffectClass, PolicyRef, RiskClass},
         tokens::ApprovalInfo,
     };
     let actions = [

@@ -4,7 +4,7 @@
 use gavel_host::tokens::{
     Operation, Outcome, Presented, Redemption, Token, TokenState, TokenStore,
 };
-use gavel_host::{Action, LocalExec};
+use gavel_host::{Action, action::LocalExec};
 use proptest::prelude::*;
 use std::collections::HashMap;
 

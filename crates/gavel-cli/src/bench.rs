@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use gavel_host::wire::{Request, parse_request};
-use gavel_host::{HostConfig, Isolation, PolicyHost, PolicyLimits, PolicySpec};
+use gavel_host::{
+    HostConfig, PolicyHost, PolicySpec,
+    config::{Isolation, PolicyLimits},
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

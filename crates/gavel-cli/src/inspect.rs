@@ -18,7 +18,7 @@ pub(crate) fn run(args: InspectArgs, json: bool) -> anyhow::Result<ExitCode> {
         Some(c) => crate::read_json_arg(c, "--policy-config")?,
         None => "{}".to_owned(),
     };
-    let r = gavel_host::inspect(&bytes, &config);
+    let r = gavel_host::inspect::inspect(&bytes, &config);
     if json {
         let mut v = serde_json::to_value(&r)?;
         v["loads"] = match &r.loads {

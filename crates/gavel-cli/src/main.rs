@@ -220,8 +220,8 @@ fn one_line(e: &anyhow::Error) -> String {
 /// `gavel builtins`: name, version and description of each bundled policy.
 fn builtins(json: bool) -> anyhow::Result<ExitCode> {
     let mut list = Vec::new();
-    for name in gavel_host::builtin_names() {
-        let bytes = gavel_host::builtin_component(name).unwrap_or_default();
+    for name in gavel_host::builtin::names() {
+        let bytes = gavel_host::builtin::component(name).unwrap_or_default();
         let meta = gavel_componentize::read_meta(bytes);
         list.push(serde_json::json!({
             "policy": format!("builtin:{name}"),
@@ -275,10 +275,10 @@ use gavel_toolkit::{open_file, read_bytes};
 /// The bytes of `builtin:NAME` or of a policy file.
 fn policy_bytes(source: &str) -> anyhow::Result<Vec<u8>> {
     match source.strip_prefix("builtin:") {
-        Some(name) => gavel_host::builtin_component(name)
+        Some(name) => gavel_host::builtin::component(name)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| {
-                let known: Vec<String> = gavel_host::builtin_names()
+                let known: Vec<String> = gavel_host::builtin::names()
                     .map(|n| format!("builtin:{n}"))
                     .collect();
                 anyhow::anyhow!(

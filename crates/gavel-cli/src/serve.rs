@@ -1,7 +1,7 @@
 //! `gavel serve`: the sidecar ([`gavel_host::Sidecar`]) until SIGINT or SIGTERM.
 
 use anyhow::Context;
-use gavel_host::{HostConfig, PolicySpec, Sidecar, shutdown_signal};
+use gavel_host::{HostConfig, PolicySpec, Sidecar};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub(crate) fn run(_args: ServeArgs, g: &crate::Globals) -> anyhow::Result<ExitCo
         if let Some(path) = &g.config {
             sidecar = sidecar.reload_from(path);
         }
-        let shutdown = shutdown_signal().context("cannot watch SIGINT and SIGTERM")?;
+        let shutdown = Sidecar::shutdown_signal().context("cannot watch SIGINT and SIGTERM")?;
         for line in sidecar.banner() {
             println!("{line}");
         }

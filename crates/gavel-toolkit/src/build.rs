@@ -31,7 +31,7 @@ pub fn build(path: PathBuf, out: Option<PathBuf>) -> anyhow::Result<()> {
     let component = componentize(&bytes, meta.as_ref())
         .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?;
     let out = out.unwrap_or(default_out);
-    let report = gavel_host::inspect(&component, "{}");
+    let report = gavel_host::inspect::inspect(&component, "{}");
     std::fs::write(&out, &component)
         .with_context(|| format!("cannot write `{}`", out.display()))?;
     println!(

@@ -30,7 +30,7 @@
 
 use anyhow::{Context, bail};
 use gavel_host::wire::{Request, Response, parse_request};
-use gavel_host::{HostConfig, ManualClock, Operator, PolicyHost, PolicyLimits, PolicySpec};
+use gavel_host::{HostConfig, ManualClock, Operator, PolicyHost, PolicySpec, config::PolicyLimits};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -15,10 +15,20 @@ pub mod fixtures;
 pub mod permissions;
 pub mod templates;
 
-/// Open a file for reading through a capability handle on its directory.
+/// Open a file for reading through a capability handle on its directory (`.` for a bare
+/// name), never through an ambient path below that directory.
 pub fn open_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let (dir, name) = gavel_host::files::open_parent(path)?;
-    Ok(dir.open(name)?.into_std())
+    use cap_std::{ambient_authority, fs::Dir};
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::other(format!("`{}` does not name a file", path.display()))
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    Ok(Dir::open_ambient_dir(dir, ambient_authority())?
+        .open(name)?
+        .into_std())
 }
 
 /// A whole file, read through a capability handle on its directory.

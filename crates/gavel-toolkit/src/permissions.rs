@@ -24,7 +24,7 @@ pub enum Error {
 }
 
 /// The file a project's rules live in.
-pub use gavel_host::PERMISSIONS_FILE;
+pub use gavel_host::config::PERMISSIONS_FILE;
 
 /// Merge `add` into `<project_dir>[/<project>]/permissions.json` and return the merged rules.
 /// Every rule is checked first; an invalid one is refused by name and nothing is written. A

@@ -1,7 +1,7 @@
 //! Approval tokens: their records, the lifecycle rules of the wire contract, and the stores that
 //! keep them.
 //!
-//! A token is created only by [`issue`]; every state change goes through [`redeem`] or
+//! A token is created only by `issue`; every state change goes through [`redeem`] or
 //! [`apply`]: the store holds whatever lock or transaction makes it atomic and calls them, so
 //! the contract's table lives in one place.
 
