@@ -470,7 +470,9 @@ pub fn metrics_exposure(addr: std::net::SocketAddr) -> Option<String> {
 
 /// Bind the metrics listener, so a caller can fail at start (a port already taken) before it
 /// serves anything.
-pub(crate) async fn bind_metrics(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+pub(crate) async fn bind_metrics(
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, Error> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::config(format!("`metrics_addr`: cannot listen on `{addr}`: {e}")))
