@@ -35,7 +35,8 @@
 //!
 //! # Layout
 //!
-//! A request reads in one direction, and no module reaches back up:
+//! A request reads in one direction, and no module reaches back up (held by the test
+//! `tests/all/layout.rs`: no import cycle, nothing imports `intercept`, the leaves stay leaves):
 //!
 //! ```text
 //! server (sockets, framing, roles)       intercept (HTTP, CONNECT, upgrade, tool adapters)

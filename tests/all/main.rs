@@ -21,6 +21,7 @@ mod disk;
 mod eval_cli;
 mod firma;
 mod guests;
+mod layout;
 mod network;
 mod server;
 mod stayup;
