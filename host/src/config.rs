@@ -6,14 +6,14 @@ use crate::engine::EngineOptions;
 use crate::error::Error;
 use crate::policy::Limits;
 use crate::tokens::{StoreConfig, StoreKind};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 // The value types of configuration keys, named here, their one public home.
 pub use crate::interface::UnknownActions;
 pub use crate::policy::Isolation;
 pub use crate::projects::PERMISSIONS_FILE;
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Everything a [`PolicyHost`](crate::PolicyHost) is built from.
 #[derive(Debug, Clone, Deserialize)]

@@ -75,8 +75,13 @@ impl Error {
         }
     }
 
-    /// The same error with `source` as its cause (for [`std::error::Error::source`]).
-    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+    /// A [`Error::Policy`] with `cause` as its source (for [`std::error::Error::source`]). Only
+    /// that variant takes one: `Io` names its own, and the others have none to keep.
+    pub(crate) fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        debug_assert!(
+            matches!(self, Error::Policy { .. }),
+            "only a policy error takes a source"
+        );
         if let Error::Policy { source, .. } = &mut self {
             *source = Some(cause.into());
         }

@@ -150,7 +150,7 @@ fn interception(answer: Decided, action: &Action) -> Interception {
             reason: answer.reason,
         },
         Verdict::Deny => {
-            let code = answer.code.unwrap_or(DenyCode::PolicyDenied);
+            let code = answer.deny_code().unwrap_or(DenyCode::PolicyDenied);
             let body = body_for(Some(action), code, &answer.reason);
             Interception::Deny {
                 code,
